@@ -1,0 +1,258 @@
+//! The command line: `vpc-flow-alert check FILE...` shows what the Lambda would send.
+//!
+//! Arguments are parsed in two steps, as ripgrep does: clap reads the raw flags, then they are
+//! merged over the environment and validated into one [`Config`]. Exit codes: 0 when every
+//! input was read (alerts or not), 1 when an input cannot be read or decoded, 2 for usage and
+//! configuration errors.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    Config, RawConfig, RawSetting, DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
+};
+use crate::decode::scan_reader;
+use crate::format::DEFAULT_FORMAT;
+use crate::render;
+use crate::scan::Report;
+
+const ABOUT: &str = "Alerts when a host inside your VPC sends traffic that the network rejects.
+
+Runs as an AWS Lambda function fed by a CloudWatch Logs subscription (start it without a \
+subcommand, under the Lambda runtime), or locally with `check` to see exactly what the \
+function would send.";
+
+#[derive(Debug, Parser)]
+#[command(name = "vpc-flow-alert", version, about = ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read flow log inputs and print the alerts the Lambda would send.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+}
+
+const CHECK_EXAMPLES: &str = "\
+Inputs are recognised from their content: a Lambda event ({\"awslogs\":{\"data\":...}}), a \
+decoded CloudWatch Logs document, or raw flow log records as delivered to S3 (plain or .gz, \
+with or without a header line). A per-input summary goes to stderr.
+
+Exit status: 0 when every input was read, alerts or not; 1 when an input cannot be read or \
+decoded; 2 for usage and configuration errors.
+
+Examples:
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 events/internal-reject.json
+  VPC_CIDRS=10.0.0.0/16,2600:1f18:1234::/56 vpc-flow-alert check --output json flows.log.gz
+  zcat flows.log.gz | vpc-flow-alert check --vpc-cidr 10.0.0.0/16 --ignore-cidr 10.0.5.9 -
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
+      --format '${version} ${vpc-id} ${srcaddr} ${pkt-srcaddr} ${dstaddr} ${dstport} ${action}' file.log";
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// A CIDR block of the VPC; repeat it, or separate blocks with commas, for several
+    /// (IPv4 and IPv6). Overrides VPC_CIDRS. Example: --vpc-cidr 10.0.0.0/16
+    #[arg(long = "vpc-cidr", value_name = "CIDR")]
+    vpc_cidrs: Vec<String>,
+
+    /// A source to ignore even though it is inside the VPC (a known scanner, say); repeat it
+    /// for several. A bare address means that host. Overrides IGNORE_SOURCE_CIDRS.
+    /// Example: --ignore-cidr 10.0.5.9
+    #[arg(long = "ignore-cidr", value_name = "CIDR")]
+    ignore_cidrs: Vec<String>,
+
+    /// The flow log's field order, as its AWS LogFormat or as plain names (hyphens or
+    /// underscores). Overrides FLOW_LOG_FORMAT; default: the 14 version-2 fields. An S3 file's
+    /// header line overrides it for that file.
+    /// Example: --format '${srcaddr} ${dstaddr} ${dstport} ${action}'
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+
+    /// Distinct destination ports from one source that make the alert high severity (a port
+    /// scan). Overrides PORT_SCAN_THRESHOLD; default 10.
+    #[arg(long = "port-threshold", value_name = "N")]
+    port_threshold: Option<String>,
+
+    /// Distinct destination hosts from one source that make the alert high severity (a host
+    /// sweep). Overrides HOST_SWEEP_THRESHOLD; default 10.
+    #[arg(long = "host-threshold", value_name = "N")]
+    host_threshold: Option<String>,
+
+    /// The most bytes one JSON input may decode (inflate) to; larger inputs fail instead of
+    /// exhausting memory. Overrides MAX_DECODED_BYTES; default 16777216 (16 MiB).
+    #[arg(long = "max-decoded-bytes", value_name = "BYTES")]
+    max_decoded_bytes: Option<String>,
+
+    /// `text`: a report for a person (subject, text message and email of each alert).
+    /// `json`: one alert object per line on stdout, and nothing else there.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    /// Files to read; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Runs the command line with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    run(std::env::args_os(), |name| std::env::var(name).ok())
+}
+
+/// Runs the command line; `env` reads environment variables (a map in tests).
+pub fn run(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    env: impl Fn(&str) -> Option<String>,
+) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Some(Command::Check(args)) => check(args, env),
+        None => {
+            eprintln!("vpc-flow-alert: no command given; try `vpc-flow-alert check --help`");
+            ExitCode::from(2)
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The environment's settings with the flags given on top.
+    fn raw_config(&self, env: impl Fn(&str) -> Option<String>) -> RawConfig {
+        let mut raw = RawConfig::from_env(env);
+        let flag = |name: &str, values: &[String]| {
+            (!values.is_empty()).then(|| RawSetting::new(name, values.join(",")))
+        };
+        let one = |name: &str, value: &Option<String>| {
+            value.as_ref().map(|v| RawSetting::new(name, v.clone()))
+        };
+        if let Some(s) = flag("--vpc-cidr", &self.vpc_cidrs) {
+            raw.vpc_cidrs = Some(s);
+        }
+        if let Some(s) = flag("--ignore-cidr", &self.ignore_cidrs) {
+            raw.ignore_cidrs = Some(s);
+        }
+        for (slot, setting) in [
+            (&mut raw.format, one("--format", &self.format)),
+            (
+                &mut raw.port_scan_threshold,
+                one("--port-threshold", &self.port_threshold),
+            ),
+            (
+                &mut raw.host_sweep_threshold,
+                one("--host-threshold", &self.host_threshold),
+            ),
+            (
+                &mut raw.max_decoded_bytes,
+                one("--max-decoded-bytes", &self.max_decoded_bytes),
+            ),
+        ] {
+            if setting.is_some() {
+                *slot = setting;
+            }
+        }
+        raw
+    }
+}
+
+fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
+    let config = match args.raw_config(env).validate() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("vpc-flow-alert: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    for unknown in config.format.unknown_fields() {
+        eprintln!("vpc-flow-alert: note: field `{unknown}` is not a known flow log field; it is kept and not interpreted");
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    let mut printed = 0usize;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let report = match read_input(path, &config) {
+            Ok(report) => report,
+            Err(err) => {
+                eprintln!("vpc-flow-alert: {name}: {err}");
+                failed = true;
+                continue;
+            }
+        };
+        eprintln!("{name}: {report}");
+        if report.counts.records > 0 && report.counts.malformed == report.counts.records {
+            eprintln!(
+                "vpc-flow-alert: warning: {name}: no record has the {} fields of the format; set --format or {ENV_FLOW_LOG_FORMAT} to the flow log's format (default: {DEFAULT_FORMAT})",
+                config.format.len()
+            );
+        }
+        if let Err(err) = write_alerts(&mut out, &report, args.output, &mut printed) {
+            return output_error(err);
+        }
+    }
+    if let Err(err) = out.flush() {
+        return output_error(err);
+    }
+    ExitCode::from(if failed { 1 } else { 0 })
+}
+
+fn read_input(path: &PathBuf, config: &Config) -> Result<Report, String> {
+    if path.as_os_str() == "-" {
+        return scan_reader(io::stdin().lock(), config).map_err(|e| e.to_string());
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    scan_reader(file, config).map_err(|e| e.to_string())
+}
+
+fn write_alerts(
+    out: &mut impl Write,
+    report: &Report,
+    output: Output,
+    printed: &mut usize,
+) -> io::Result<()> {
+    for alert in &report.alerts {
+        match output {
+            Output::Json => writeln!(out, "{}", render::json(alert))?,
+            Output::Text => {
+                if *printed > 0 {
+                    writeln!(out, "\n{}\n", "=".repeat(72))?;
+                }
+                writeln!(out, "Subject: {}", render::subject(alert))?;
+                writeln!(out, "SMS:     {}\n", render::sms(alert))?;
+                write!(out, "{}", render::email(alert))?;
+            }
+        }
+        *printed += 1;
+    }
+    Ok(())
+}
+
+/// A closed pipe (`check ... | head`) is not an error; anything else on stdout is.
+fn output_error(err: io::Error) -> ExitCode {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("vpc-flow-alert: cannot write output: {err}");
+    ExitCode::from(1)
+}
+
+/// Default shown in `--help` for the decode limit; kept next to the flag's text.
+const _: () = assert!(DEFAULT_MAX_DECODED_BYTES == 16_777_216);

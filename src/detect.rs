@@ -1,0 +1,267 @@
+//! The rule: which flow records are findings.
+//!
+//! A record is a finding when its `log-status` (if the format has one) is `OK`, its `action` is
+//! `REJECT`, and its source (`pkt-srcaddr` when present, else `srcaddr`) lies inside one of the
+//! VPC CIDRs and none of the ignored ones. Internet traffic rejected at the edge is noise; a
+//! reject whose source is one of our own hosts is the alert worth waking someone for.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::config::Config;
+use crate::record::FlowRecord;
+
+/// What one record turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// A field the rule needs cannot be read (a bad address, a port above 65535, ...).
+    Malformed,
+    /// Accepted traffic, a NODATA or SKIPDATA record, or anything else that is not a reject.
+    Pass,
+    /// A reject whose source is outside the VPC or ignored.
+    ExternalReject,
+    /// A reject sent by one of the VPC's own addresses.
+    Finding(Finding<'a>),
+}
+
+/// An internal reject, with the fields an alert reports. Strings borrow from the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding<'a> {
+    /// The record's `account-id`, when the format has one and it is not `-`.
+    pub account: Option<&'a str>,
+    pub source: IpAddr,
+    pub destination: Option<IpAddr>,
+    pub dstport: Option<u16>,
+    pub protocol: Option<u8>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+    pub interface_id: Option<&'a str>,
+    pub vpc_id: Option<&'a str>,
+    pub subnet_id: Option<&'a str>,
+    pub instance_id: Option<&'a str>,
+}
+
+/// Applies the rule to one record.
+pub fn classify<'a>(record: &FlowRecord<'_, 'a>, config: &Config) -> Verdict<'a> {
+    let format = &config.format;
+    if let Some(status) = format.log_status {
+        if record.raw(status) != "OK" {
+            return Verdict::Pass;
+        }
+    }
+    if record.raw(format.action) != "REJECT" {
+        return Verdict::Pass;
+    }
+    let Ok(source) = preferred_address(record, format.pkt_srcaddr, format.srcaddr) else {
+        return Verdict::Malformed;
+    };
+    let Some(source) = source else {
+        return Verdict::ExternalReject; // no source address at all: nothing to attribute
+    };
+    if !config.is_internal_source(source) {
+        return Verdict::ExternalReject;
+    }
+    match read_finding(record, config, source) {
+        Some(finding) => Verdict::Finding(finding),
+        None => Verdict::Malformed,
+    }
+}
+
+fn read_finding<'a>(
+    record: &FlowRecord<'_, 'a>,
+    config: &Config,
+    source: IpAddr,
+) -> Option<Finding<'a>> {
+    let f = &config.format;
+    Some(Finding {
+        account: record.get(f.account_id),
+        source,
+        destination: preferred_address(record, f.pkt_dstaddr, f.dstaddr).ok()?,
+        dstport: number(record, f.dstport)?,
+        protocol: number(record, f.protocol)?,
+        packets: number(record, f.packets)?.unwrap_or(0),
+        bytes: number(record, f.bytes)?.unwrap_or(0),
+        start: number(record, f.start)?,
+        end: number(record, f.end)?,
+        interface_id: record.get(f.interface_id),
+        vpc_id: record.get(f.vpc_id),
+        subnet_id: record.get(f.subnet_id),
+        instance_id: record.get(f.instance_id),
+    })
+}
+
+/// The packet-level address when the format has it and it is not `-`, else the interface-level
+/// one. `Err` when the chosen field is not an address.
+fn preferred_address(
+    record: &FlowRecord<'_, '_>,
+    packet: Option<usize>,
+    interface: Option<usize>,
+) -> Result<Option<IpAddr>, ()> {
+    match record.get(packet).or_else(|| record.get(interface)) {
+        None => Ok(None),
+        Some(text) => parse_address(text).map(Some).ok_or(()),
+    }
+}
+
+/// Parses an address and folds IPv4-mapped IPv6 (`::ffff:10.0.0.1`) into IPv4, so that the
+/// same host is matched and reported the same way whichever form the record uses.
+pub fn parse_address(text: &str) -> Option<IpAddr> {
+    IpAddr::from_str(text).ok().map(|a| a.to_canonical())
+}
+
+/// `Some(None)` for an absent field, `Some(Some(n))` for a number, `None` when the field is
+/// present but not a number of type `T` (malformed).
+fn number<T: FromStr>(record: &FlowRecord<'_, '_>, index: Option<usize>) -> Option<Option<T>> {
+    match record.get(index) {
+        None => Some(None),
+        Some(text) => text.parse().ok().map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+    use crate::record::RecordSplitter;
+
+    fn config(vpc: &str, format: Option<&str>) -> Config {
+        RawConfig {
+            vpc_cidrs: Some(crate::config::RawSetting::new("VPC_CIDRS", vpc)),
+            format: format.map(|f| crate::config::RawSetting::new("FLOW_LOG_FORMAT", f)),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn verdict<'a>(line: &'a str, config: &Config) -> Verdict<'a> {
+        let mut splitter = RecordSplitter::default();
+        match splitter.split(line, &config.format) {
+            Some(record) => classify(&record, config),
+            None => Verdict::Malformed,
+        }
+    }
+
+    // The AWS documentation's sample records.
+    const ACCEPT: &str = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+    const REJECT: &str = "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK";
+    const NODATA: &str =
+        "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA";
+    const SKIPDATA: &str =
+        "2 123456789010 eni-11111111aaaaaaaaa - - - - - - - 1431280876 1431280934 - SKIPDATA";
+
+    #[test]
+    fn a_reject_from_inside_the_vpc_is_a_finding_with_its_fields() {
+        let c = config("172.31.0.0/16", None);
+        let Verdict::Finding(f) = verdict(REJECT, &c) else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.account, Some("123456789010"));
+        assert_eq!(f.source, "172.31.9.69".parse::<IpAddr>().unwrap());
+        assert_eq!(f.destination, Some("172.31.9.12".parse().unwrap()));
+        assert_eq!(f.dstport, Some(3389));
+        assert_eq!((f.packets, f.bytes), (20, 4249));
+        assert_eq!((f.start, f.end), (Some(1418530010), Some(1418530070)));
+        assert_eq!(f.interface_id, Some("eni-1235b8ca123456789"));
+    }
+
+    #[test]
+    fn a_reject_from_outside_the_vpc_is_not_a_finding() {
+        let c = config("10.0.0.0/16", None);
+        assert_eq!(verdict(REJECT, &c), Verdict::ExternalReject);
+    }
+
+    #[test]
+    fn accepted_nodata_and_skipdata_records_pass() {
+        let c = config("172.31.0.0/16", None);
+        for line in [ACCEPT, NODATA, SKIPDATA] {
+            assert_eq!(verdict(line, &c), Verdict::Pass, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_reject_with_a_log_status_other_than_ok_is_not_a_finding() {
+        let c = config("172.31.0.0/16", None);
+        assert_eq!(
+            verdict(&REJECT.replace(" OK", " SKIPDATA"), &c),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn pkt_srcaddr_wins_over_srcaddr_unless_it_is_a_dash() {
+        let format = "${srcaddr} ${pkt-srcaddr} ${dstaddr} ${pkt-dstaddr} ${action}";
+        let c = config("10.0.0.0/16", Some(format));
+        // Behind a NAT gateway the interface sees the gateway; the packet names the host.
+        let Verdict::Finding(f) = verdict("203.0.113.5 10.0.1.9 10.0.2.2 10.0.3.3 REJECT", &c)
+        else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.source, "10.0.1.9".parse::<IpAddr>().unwrap());
+        assert_eq!(f.destination, Some("10.0.3.3".parse().unwrap()));
+        assert_eq!(
+            verdict("10.0.1.9 203.0.113.5 10.0.2.2 - REJECT", &c),
+            Verdict::ExternalReject
+        );
+        let Verdict::Finding(f) = verdict("10.0.1.9 - 10.0.2.2 - REJECT", &c) else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.source, "10.0.1.9".parse::<IpAddr>().unwrap());
+        assert_eq!(f.destination, Some("10.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_addresses_compare_as_addresses_not_strings() {
+        let c = config(
+            "2600:1f18:0:0::/56",
+            Some("${srcaddr} ${dstaddr} ${action}"),
+        );
+        let Verdict::Finding(f) = verdict("2600:1f18::5 2600:1f18:0:0::6 REJECT", &c) else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.source.to_string(), "2600:1f18::5");
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_sources_match_ipv4_cidrs() {
+        let c = config("10.0.0.0/8", Some("${srcaddr} ${action}"));
+        let Verdict::Finding(f) = verdict("::ffff:10.1.2.3 REJECT", &c) else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.source.to_string(), "10.1.2.3");
+    }
+
+    #[test]
+    fn unreadable_fields_of_a_finding_make_it_malformed() {
+        let c = config("172.31.0.0/16", None);
+        assert_eq!(
+            verdict(&REJECT.replace("172.31.9.69", "172.31.9"), &c),
+            Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&REJECT.replace(" 3389 ", " 70000 "), &c),
+            Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&REJECT.replace(" 4249 ", " 99999999999999999999999 "), &c),
+            Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&REJECT.replace(" 3389 ", " http "), &c),
+            Verdict::Malformed
+        );
+    }
+
+    #[test]
+    fn dashes_in_numeric_fields_of_a_finding_count_as_zero_or_absent() {
+        let c = config("172.31.0.0/16", None);
+        let line = "2 123456789010 eni-1 172.31.9.69 - - - - - - - - REJECT OK";
+        let Verdict::Finding(f) = verdict(line, &c) else {
+            panic!("not a finding")
+        };
+        assert_eq!((f.packets, f.bytes, f.dstport, f.start), (0, 0, None, None));
+        assert_eq!(f.destination, None);
+    }
+}

@@ -1,0 +1,174 @@
+//! The scan of one input: records in, counts and alerts out.
+//!
+//! [`Scanner`] ties the stages together for a stream of lines (split, classify, aggregate) and
+//! keeps the counts a user sees in the summary. It holds no I/O: the decoder feeds it lines.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::alert::{Aggregator, Alert, Origin, Thresholds};
+use crate::config::Config;
+use crate::detect::{classify, Verdict};
+use crate::format::FlowFormat;
+use crate::record::RecordSplitter;
+
+/// What a scan saw.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Records read (blank lines are not records).
+    pub records: u64,
+    /// Records with the wrong number of fields, or a field the rule needs that cannot be read.
+    pub malformed: u64,
+    /// Well-formed records whose action is REJECT, internal or not.
+    pub rejects: u64,
+    /// Rejects whose source is inside the VPC and not ignored.
+    pub findings: u64,
+}
+
+/// The result of scanning one input.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub counts: Counts,
+    pub alerts: Vec<Alert>,
+    /// The log event ids of a CloudWatch Logs batch, hashed: the same batch delivered twice has
+    /// the same fingerprint. `None` for inputs without ids.
+    pub fingerprint: Option<u64>,
+}
+
+/// Scans lines of one input against the configuration.
+pub struct Scanner<'c> {
+    config: Cow<'c, Config>,
+    splitter: RecordSplitter,
+    aggregator: Aggregator,
+    counts: Counts,
+}
+
+impl<'c> Scanner<'c> {
+    pub fn new(config: &'c Config) -> Scanner<'c> {
+        Scanner {
+            config: Cow::Borrowed(config),
+            splitter: RecordSplitter::default(),
+            aggregator: Aggregator::default(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Reads the following records with `format` instead of the configured one (an S3 file's
+    /// header names the format of that file).
+    pub fn use_format(&mut self, format: FlowFormat) {
+        self.config.to_mut().format = format;
+    }
+
+    /// The format records are read with.
+    pub fn format(&self) -> &FlowFormat {
+        &self.config.format
+    }
+
+    /// Scans one record; `owner` is the account the input came from, if it says.
+    pub fn record(&mut self, line: &str, owner: Option<&str>) {
+        if line.trim_ascii().is_empty() {
+            return;
+        }
+        self.counts.records += 1;
+        let Some(record) = self.splitter.split(line, &self.config.format) else {
+            self.counts.malformed += 1;
+            return;
+        };
+        match classify(&record, &self.config) {
+            Verdict::Pass => {}
+            Verdict::Malformed => self.counts.malformed += 1,
+            Verdict::ExternalReject => self.counts.rejects += 1,
+            Verdict::Finding(finding) => {
+                self.counts.rejects += 1;
+                self.counts.findings += 1;
+                self.aggregator.add(&finding, owner);
+            }
+        }
+    }
+
+    /// Counts a record that could not even be read as text (invalid UTF-8, or too long).
+    pub fn unreadable_record(&mut self) {
+        self.counts.records += 1;
+        self.counts.malformed += 1;
+    }
+
+    /// The counts and the ordered alerts.
+    pub fn finish(self, origin: &Origin) -> Report {
+        let thresholds = Thresholds {
+            port_scan: self.config.port_scan_threshold,
+            host_sweep: self.config.host_sweep_threshold,
+        };
+        Report {
+            counts: self.counts,
+            alerts: self.aggregator.finish(thresholds, origin),
+            fingerprint: None,
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    /// The one-line summary: `14 records, 0 malformed, 3 rejects, 2 findings, 1 alert`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        let n = self.alerts.len();
+        write!(
+            f,
+            "{} records, {} malformed, {} rejects, {} findings, {} alert{}",
+            c.records,
+            c.malformed,
+            c.rejects,
+            c.findings,
+            n,
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RawConfig, RawSetting};
+
+    fn config() -> Config {
+        RawConfig {
+            vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", "172.31.0.0/16")),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_documentation_records_count_as_expected() {
+        let config = config();
+        let mut scanner = Scanner::new(&config);
+        for line in [
+            "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK",
+            "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK",
+            "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA",
+            "2 123456789010 eni-11111111aaaaaaaaa - - - - - - - 1431280876 1431280934 - SKIPDATA",
+            "2 123456789010 eni-1235b8ca123456789 203.0.113.12 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK",
+            "2 123456789010 short line",
+            "",
+        ] {
+            scanner.record(line, None);
+        }
+        let report = scanner.finish(&Origin::default());
+        assert_eq!(
+            report.counts,
+            Counts {
+                records: 6,
+                malformed: 1,
+                rejects: 2,
+                findings: 1
+            }
+        );
+        assert_eq!(report.alerts.len(), 1);
+        assert_eq!(
+            report.to_string(),
+            "6 records, 1 malformed, 2 rejects, 1 findings, 1 alert"
+        );
+    }
+}

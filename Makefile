@@ -1,0 +1,67 @@
+# vpc-flow-alert: `make demo` to see it work, `make test` to check everything.
+# Every target installs what it needs (Python venvs under .venv*, Rust crates through cargo).
+
+SHELL := /bin/bash
+ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+PYTHON ?= python3
+VENV := $(ROOT).venv
+DEPLOY_VENV := $(ROOT).venv-sam
+CARGO ?= cargo
+BIN := $(ROOT)target/debug/vpc-flow-alert
+DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
+
+.PHONY: all build demo test lint unit e2e template events bench deploy clean-venvs
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+$(DEPLOY_VENV)/.installed: tests/requirements-deploy.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-deploy.txt
+	touch $@
+
+## demo: build, then show the alerts of the sample events with an example configuration.
+demo:
+	$(CARGO) build --quiet
+	@echo "== VPC_CIDRS=$(DEMO_VPC); the default format =="
+	VPC_CIDRS=$(DEMO_VPC) $(BIN) check events/internal-reject.json events/port-scan.json \
+	  events/host-sweep.json events/ipv6.json events/internet-only.json events/control-message.json
+	@echo
+	@echo "== the same as JSON lines (what machines subscribed to the topic receive) =="
+	VPC_CIDRS=$(DEMO_VPC) $(BIN) check --output json events/port-scan.json events/ipv6.json
+	@echo
+	@echo "== a custom version-5 format: the source is the pod behind the node (pkt-srcaddr) =="
+	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/custom-v5.log)" \
+	  $(BIN) check --output json events/custom-v5.json
+
+## test: formatting, lints, unit, property and integration tests, then the end-to-end tests.
+test: lint unit e2e
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test
+
+e2e: $(VENV)/.installed
+	$(CARGO) build
+	$(VENV)/bin/python -m pytest -q tests/e2e
+
+## events: regenerate events/*.json from the readable records in events/records/.
+events:
+	$(CARGO) run --quiet --example make_events
+
+## bench: criterion benchmarks of the pipeline (not part of `make test`).
+bench:
+	$(CARGO) bench --bench pipeline
+
+clean-venvs:
+	rm -rf $(VENV) $(DEPLOY_VENV)

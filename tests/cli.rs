@@ -1,0 +1,412 @@
+//! The `check` command, run as a user runs it: the built binary on files and stdin.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const VPC: &str = "10.0.0.0/16,2600:1f18:4a2b:9e00::/56";
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpc-flow-alert"));
+    for var in [
+        "VPC_CIDRS",
+        "FLOW_LOG_FORMAT",
+        "IGNORE_SOURCE_CIDRS",
+        "PORT_SCAN_THRESHOLD",
+        "HOST_SWEEP_THRESHOLD",
+        "MAX_DECODED_BYTES",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+fn check(args: &[&str]) -> Output {
+    bin().arg("check").args(args).output().unwrap()
+}
+
+fn check_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .arg("check")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn alerts(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn an_internal_reject_event_gives_one_alert_with_the_documented_keys() {
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        "events/internal-reject.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let alerts = alerts(&out);
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a["account"], "210987654321");
+    assert_eq!(a["source"], "10.0.1.25");
+    assert_eq!(a["records"], 2);
+    assert_eq!(a["packets"], 5);
+    assert_eq!(a["bytes"], 300);
+    assert_eq!(a["destinations"], 1);
+    assert_eq!(a["ports"], 2);
+    assert_eq!(
+        a["interfaces"],
+        serde_json::json!(["eni-0a1b2c3d4e5f60718"])
+    );
+    assert_eq!(a["first_seen"], 1764195240);
+    assert_eq!(a["last_seen"], 1764195300);
+    assert_eq!(a["severity"], "medium");
+    assert_eq!(a["log_group"], "/vpc/flow-logs");
+    assert!(stderr(&out).contains(
+        "events/internal-reject.json: 6 records, 0 malformed, 4 rejects, 2 findings, 1 alert"
+    ));
+}
+
+#[test]
+fn port_scans_and_host_sweeps_are_high_and_come_first() {
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        "events/port-scan.json",
+        "events/host-sweep.json",
+        "events/internal-reject.json",
+    ]);
+    let got: Vec<(String, String)> = alerts(&out)
+        .iter()
+        .map(|a| {
+            (
+                a["source"].as_str().unwrap().into(),
+                a["severity"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // Alerts are ordered within an input; inputs are reported in the order given.
+    assert_eq!(
+        got,
+        [
+            ("10.0.3.7".to_string(), "high".to_string()),
+            ("10.0.4.9".into(), "high".into()),
+            ("10.0.1.25".into(), "medium".into()),
+        ]
+    );
+}
+
+#[test]
+fn thresholds_from_flags_change_the_severity() {
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--port-threshold",
+        "2",
+        "--output",
+        "json",
+        "events/internal-reject.json",
+    ]);
+    assert_eq!(alerts(&out)[0]["severity"], "high");
+}
+
+#[test]
+fn a_custom_format_reads_pkt_srcaddr_as_the_source() {
+    let format = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("events/records/custom-v5.log"),
+    )
+    .unwrap()
+    .lines()
+    .find_map(|l| l.strip_prefix("# format: ").map(str::to_owned))
+    .unwrap();
+    let out = bin()
+        .env("FLOW_LOG_FORMAT", &format)
+        .env("VPC_CIDRS", VPC)
+        .args(["check", "--output", "json", "events/custom-v5.json"])
+        .output()
+        .unwrap();
+    let alerts = alerts(&out);
+    assert_eq!(alerts.len(), 1, "{}", stderr(&out));
+    assert_eq!(alerts[0]["source"], "10.0.6.14");
+    assert_eq!(
+        alerts[0]["instance_ids"],
+        serde_json::json!(["i-0123456789abcdef0"])
+    );
+    assert_eq!(
+        alerts[0]["vpc_ids"],
+        serde_json::json!(["vpc-0d1e2f3a4b5c6d7e8"])
+    );
+}
+
+#[test]
+fn ipv6_sources_in_two_spellings_are_one_alert() {
+    let out = check(&["--vpc-cidr", VPC, "--output", "json", "events/ipv6.json"]);
+    let alerts = alerts(&out);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["source"], "2600:1f18:4a2b:9e01::1c");
+    assert_eq!(alerts[0]["records"], 2);
+}
+
+#[test]
+fn internet_rejects_and_control_messages_give_no_alert_and_succeed() {
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        "events/internet-only.json",
+        "events/control-message.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("events/control-message.json: 0 records"));
+}
+
+#[test]
+fn an_ignored_source_raises_no_alert() {
+    let out = bin()
+        .env("IGNORE_SOURCE_CIDRS", "10.0.1.25")
+        .args([
+            "check",
+            "--vpc-cidr",
+            VPC,
+            "--output",
+            "json",
+            "events/internal-reject.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(alerts(&out).is_empty());
+}
+
+#[test]
+fn flags_override_the_environment() {
+    let out = bin()
+        .env("VPC_CIDRS", "192.168.0.0/16")
+        .args([
+            "check",
+            "--vpc-cidr",
+            "10.0.1.0/24",
+            "--output",
+            "json",
+            "events/internal-reject.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(alerts(&out).len(), 1);
+}
+
+#[test]
+fn the_text_report_shows_subject_sms_and_email() {
+    let out = check(&["--vpc-cidr", VPC, "events/port-scan.json"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Subject: [HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"),
+        "{text}"
+    );
+    assert!(text.contains("SMS:     VPC HIGH: 10.0.3.7"), "{text}");
+    assert!(text.contains("WHAT TO DO NEXT"), "{text}");
+}
+
+#[test]
+fn stdin_is_read_for_a_dash() {
+    let event =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("events/port-scan.json")).unwrap();
+    let out = check_stdin(&["--vpc-cidr", VPC, "--output", "json", "-"], &event);
+    assert_eq!(alerts(&out).len(), 1);
+    assert!(stderr(&out).contains("-: 26 records"));
+}
+
+#[test]
+fn an_s3_gzip_file_with_a_header_uses_the_header_as_its_format() {
+    let mut file = String::from("account-id action log-status srcaddr dstaddr dstport\n");
+    for i in 0..2000 {
+        file.push_str(&format!(
+            "111122223333 REJECT OK 10.0.9.{} 10.0.8.1 {}\n",
+            i % 3,
+            i / 3 % 12
+        ));
+        file.push_str("111122223333 ACCEPT OK 10.0.9.1 10.0.8.1 443\n");
+    }
+    let path = temp_file("flows.log.gz", &gzip(file.as_bytes()));
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let alerts = alerts(&out);
+    assert_eq!(alerts.len(), 3);
+    assert!(alerts
+        .iter()
+        .all(|a| a["ports"] == 12 && a["severity"] == "high"));
+    assert!(
+        stderr(&out).contains("4000 records, 0 malformed, 2000 rejects, 2000 findings, 3 alerts")
+    );
+}
+
+#[test]
+fn a_ten_thousand_record_event_is_read_whole() {
+    let events: Vec<Value> = (0..10_000)
+        .map(|i| {
+            serde_json::json!({"id": i.to_string(), "timestamp": 0, "message": format!(
+                "2 111122223333 eni-1 10.0.{}.{} 10.0.200.1 3000 {} 6 1 40 1700000000 1700000060 REJECT OK",
+                i / 250 % 256, i % 250, 1000 + i % 7)})
+        })
+        .collect();
+    let doc = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "111122223333",
+        "logGroup": "g", "logStream": "s", "subscriptionFilters": [], "logEvents": events});
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(doc.to_string().as_bytes()));
+    let path = temp_file(
+        "big.json",
+        serde_json::json!({"awslogs": {"data": data}})
+            .to_string()
+            .as_bytes(),
+    );
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(alerts(&out).len(), 10_000);
+    assert!(stderr(&out)
+        .contains("10000 records, 0 malformed, 10000 rejects, 10000 findings, 10000 alerts"));
+}
+
+#[test]
+fn an_input_that_cannot_be_decoded_exits_1_naming_the_file_and_the_cause() {
+    let broken = temp_file("broken.json", br#"{"awslogs":{"data":"not base64!"}}"#);
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        broken.to_str().unwrap(),
+        "events/port-scan.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("broken.json: `awslogs.data` is not valid base64"),
+        "{err}"
+    );
+    assert!(
+        !out.stdout.is_empty(),
+        "the other inputs are still reported"
+    );
+
+    let out = check(&["--vpc-cidr", VPC, "no/such/file.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no/such/file.json: cannot open"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_variable_or_flag() {
+    let out = check(&["events/port-scan.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("VPC_CIDRS is required"));
+
+    let out = check(&["--vpc-cidr", "10.0.0.0/33", "events/port-scan.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--vpc-cidr=\"10.0.0.0/33\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = bin()
+        .env("VPC_CIDRS", VPC)
+        .env("FLOW_LOG_FORMAT", "${srcaddr} ${dstaddr}")
+        .args(["check", "events/port-scan.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("FLOW_LOG_FORMAT="),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "yaml",
+        "events/port-scan.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_the_options_with_examples() {
+    let out = bin().args(["check", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "--vpc-cidr",
+        "--ignore-cidr",
+        "--format",
+        "--port-threshold",
+        "--host-threshold",
+        "--output",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from help");
+    }
+}
+
+#[test]
+fn records_of_the_wrong_format_are_counted_and_a_hint_is_given() {
+    let path = temp_file("v5.log", b"5 vpc-1 subnet-1 REJECT OK\n");
+    let out = check(&["--vpc-cidr", VPC, path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("1 records, 1 malformed"), "{err}");
+    assert!(
+        err.contains("no record has the 14 fields of the format"),
+        "{err}"
+    );
+}

@@ -126,9 +126,31 @@ pub fn run(
     };
     match cli.command {
         Some(Command::Check(args)) => check(args, env),
+        None if env("AWS_LAMBDA_RUNTIME_API").is_some() => run_function(),
         None => {
-            eprintln!("vpc-flow-alert: no command given; try `vpc-flow-alert check --help`");
+            eprintln!("vpc-flow-alert: no command given; try `vpc-flow-alert check --help` (without a command, the binary runs as a Lambda function and needs AWS_LAMBDA_RUNTIME_API)");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the Lambda runtime loop until the runtime stops it; start-up errors exit 1.
+fn run_function() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("vpc-flow-alert: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(crate::function::run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vpc-flow-alert: {err}");
+            ExitCode::from(1)
         }
     }
 }

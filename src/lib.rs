@@ -3,8 +3,9 @@
 //! The data flows one way, one module per stage:
 //! event bytes ([`decode`]) -> flow records ([`format`], [`record`]) -> findings ([`detect`])
 //! -> alerts ([`alert`], tied together by [`scan`]) -> rendered messages ([`render`]).
-//! These stages do no I/O. The command line ([`cli`]) and the Lambda function are thin shells
-//! over them: what `check` prints is what the Lambda publishes.
+//! -> SNS messages ([`message`]). These stages do no I/O. The command line ([`cli`]) and the
+//! Lambda function ([`function`], publishing through [`publish`], remembering recent alerts in
+//! [`recent`]) are thin shells over them: what `check` prints is what the Lambda publishes.
 
 pub mod alert;
 pub mod cli;
@@ -12,6 +13,10 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod format;
+pub mod function;
+pub mod message;
+pub mod publish;
+pub mod recent;
 pub mod record;
 pub mod render;
 pub mod scan;

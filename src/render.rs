@@ -22,7 +22,12 @@ pub fn subject(alert: &Alert) -> String {
         activity(alert),
         alert.account
     );
-    clip(&printable_ascii(&text), SUBJECT_MAX)
+    subject_line(&text)
+}
+
+/// Makes any text a valid SNS subject: printable ASCII, at most [`SUBJECT_MAX`] characters.
+pub fn subject_line(text: &str) -> String {
+    clip(&printable_ascii(text), SUBJECT_MAX)
 }
 
 /// A one-segment text message: severity, source, what it probed, account.

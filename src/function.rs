@@ -1,0 +1,594 @@
+//! The Lambda function: a thin shell over the pipeline that publishes alerts to SNS.
+//!
+//! Start-up ([`run`]) reads and validates the configuration, loads the AWS config and creates
+//! the SNS client once; each invocation ([`Function::handle`]) decodes the event, finds and
+//! groups the findings, publishes, and returns a [`Summary`]. An event that cannot be decoded,
+//! or whose alerts cannot all be published, fails the invocation, so that Lambda retries it and
+//! finally keeps it in the failure destination.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
+use crate::decode::{scan_json, DecodeError};
+use crate::message::{alert_key, messages_for, OutgoingMessage};
+use crate::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
+use crate::recent::RecentAlerts;
+
+pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
+pub const ENV_DRY_RUN: &str = "DRY_RUN";
+pub const ENV_MAX_ALERTS: &str = "MAX_ALERTS_PER_INVOCATION";
+pub const ENV_COOLDOWN: &str = "ALERT_COOLDOWN_SECONDS";
+
+/// Every environment variable the function reads, the engine's included (the deployment
+/// template sets exactly these).
+pub const ENVIRONMENT: &[&str] = &[
+    crate::config::ENV_VPC_CIDRS,
+    crate::config::ENV_FLOW_LOG_FORMAT,
+    crate::config::ENV_IGNORE_SOURCE_CIDRS,
+    crate::config::ENV_PORT_SCAN_THRESHOLD,
+    crate::config::ENV_HOST_SWEEP_THRESHOLD,
+    crate::config::ENV_MAX_DECODED_BYTES,
+    ENV_SNS_TOPIC_ARN,
+    ENV_DRY_RUN,
+    ENV_MAX_ALERTS,
+    ENV_COOLDOWN,
+];
+
+/// The CloudWatch metrics namespace of the Embedded Metric Format line.
+pub const METRICS_NAMESPACE: &str = "VpcFlowAlert";
+
+/// The function's configuration: the engine's, plus where and how to publish.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    pub engine: Config,
+    /// `None` only with `DRY_RUN=true`.
+    pub topic_arn: Option<String>,
+    pub dry_run: bool,
+    pub max_alerts: usize,
+    pub cooldown: Duration,
+}
+
+impl FunctionConfig {
+    /// Reads and validates every variable; an error names the variable and the value.
+    pub fn from_env(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<FunctionConfig, ConfigError> {
+        let engine = RawConfig::from_env(&lookup).validate()?;
+        let dry_run = match env_setting(&lookup, ENV_DRY_RUN) {
+            None => false,
+            Some(s) => parse_bool(&s)?,
+        };
+        let topic_arn = match env_setting(&lookup, ENV_SNS_TOPIC_ARN) {
+            Some(s) => Some(parse_topic_arn(&s)?),
+            None if dry_run => None,
+            None => {
+                return Err(ConfigError::Invalid {
+                    origin: ENV_SNS_TOPIC_ARN.into(),
+                    value: String::new(),
+                    reason: "required: the ARN of the SNS topic to publish alerts to (or set DRY_RUN=true to only log them)".into(),
+                })
+            }
+        };
+        let max_alerts = parse_count(env_setting(&lookup, ENV_MAX_ALERTS).as_ref(), 10)?;
+        let cooldown = match env_setting(&lookup, ENV_COOLDOWN) {
+            None => Duration::from_secs(900),
+            Some(s) => {
+                Duration::from_secs(s.value.trim().parse().map_err(|_| ConfigError::Invalid {
+                    origin: s.origin.clone(),
+                    value: s.value.clone(),
+                    reason: "not a whole number of seconds (0 turns the cooldown off)".into(),
+                })?)
+            }
+        };
+        Ok(FunctionConfig {
+            engine,
+            topic_arn,
+            dry_run,
+            max_alerts,
+            cooldown,
+        })
+    }
+}
+
+fn parse_bool(s: &RawSetting) -> Result<bool, ConfigError> {
+    match s.value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            origin: s.origin.clone(),
+            value: s.value.clone(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+fn parse_topic_arn(s: &RawSetting) -> Result<String, ConfigError> {
+    let arn = s.value.trim();
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
+        Ok(arn.to_string())
+    } else {
+        Err(ConfigError::Invalid {
+            origin: s.origin.clone(),
+            value: s.value.clone(),
+            reason: "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)".into(),
+        })
+    }
+}
+
+/// What one invocation did; the invocation's result.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub malformed: u64,
+    pub rejects: u64,
+    pub findings: u64,
+    /// Alerts found in the batch.
+    pub alerts: u64,
+    /// Messages SNS accepted (alert messages and the digest).
+    pub published: u64,
+    /// Alerts held back by the cooldown.
+    pub suppressed: u64,
+    /// Alerts beyond MAX_ALERTS_PER_INVOCATION, listed in the digest.
+    pub digested: u64,
+}
+
+/// Why an invocation failed. Lambda retries it, then keeps the event in the failure destination.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("cannot decode the event: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("{failed} of {total} alert messages could not be published ({reason}); failing the invocation so that Lambda retries the event")]
+    Publish {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
+}
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(err: InvocationError) -> Self {
+        let error_type = match err {
+            InvocationError::Decode(_) => "VpcFlowAlert.DecodeError",
+            InvocationError::Publish { .. } => "VpcFlowAlert.PublishError",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// The function with its dependencies, created once per instance.
+pub struct Function<S> {
+    config: FunctionConfig,
+    /// `None` with `DRY_RUN=true`: messages are logged instead.
+    sink: Option<S>,
+    recent: Mutex<RecentAlerts>,
+    policy: RetryPolicy,
+}
+
+impl<S: AlertSink> Function<S> {
+    pub fn new(config: FunctionConfig, sink: Option<S>, policy: RetryPolicy) -> Function<S> {
+        let recent = Mutex::new(RecentAlerts::new(config.cooldown));
+        Function {
+            config,
+            sink,
+            recent,
+            policy,
+        }
+    }
+
+    /// Handles one event; `deadline` is the invocation's.
+    pub async fn handle(
+        &self,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<Summary, InvocationError> {
+        let report = scan_json(payload, &self.config.engine)?;
+        let fingerprint = report.fingerprint;
+        let mut summary = Summary {
+            records: report.counts.records,
+            malformed: report.counts.malformed,
+            rejects: report.counts.rejects,
+            findings: report.counts.findings,
+            alerts: report.alerts.len() as u64,
+            ..Summary::default()
+        };
+        let messages = {
+            let now = Instant::now();
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            // Alerts this batch already sent keep their place, so that a retry splits alerts
+            // and digest as the first delivery did; they are dropped below.
+            let mut candidates = Vec::with_capacity(report.alerts.len());
+            for mut alert in report.alerts {
+                let key = alert_key(&alert);
+                if !recent.already_sent(fingerprint, &key) {
+                    if recent.hold_back(&key, now) {
+                        summary.suppressed += 1;
+                        continue;
+                    }
+                    alert.suppressed = recent.held_back(&key);
+                }
+                candidates.push(alert);
+            }
+            summary.digested = candidates.len().saturating_sub(self.config.max_alerts) as u64;
+            let mut messages = messages_for(&candidates, self.config.max_alerts);
+            messages.retain(|m| !recent.already_sent(fingerprint, &m.key));
+            messages
+        };
+        let Some(sink) = &self.sink else {
+            for m in &messages {
+                tracing::info!(subject = %m.subject, "dry run: not publishing");
+                tracing::debug!(message = %m.body, "dry run: message body");
+            }
+            return Ok(summary);
+        };
+        let outcome = publish_all(sink, &messages, deadline, self.policy).await;
+        {
+            let now = Instant::now();
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            for &i in &outcome.published {
+                let m: &OutgoingMessage = &messages[i];
+                recent.sent(fingerprint, &m.key, &m.covers, now);
+                tracing::info!(subject = %m.subject, "published");
+            }
+        }
+        summary.published = outcome.published.len() as u64;
+        if let Some((_, reason)) = outcome.failed.first() {
+            return Err(InvocationError::Publish {
+                failed: outcome.failed.len(),
+                total: messages.len(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(summary)
+    }
+}
+
+/// One CloudWatch Embedded Metric Format line: CloudWatch turns it into metrics, no API call.
+pub fn metrics_line(
+    function_name: &str,
+    summary: &Summary,
+    failed: bool,
+    duration: Duration,
+) -> String {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let metric = |name: &str, unit: &str| serde_json::json!({"Name": name, "Unit": unit});
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    metric("Records", "Count"),
+                    metric("Malformed", "Count"),
+                    metric("Findings", "Count"),
+                    metric("AlertsPublished", "Count"),
+                    metric("Suppressed", "Count"),
+                    metric("Failed", "Count"),
+                    metric("Duration", "Milliseconds"),
+                ],
+            }],
+        },
+        "FunctionName": function_name,
+        "Records": summary.records,
+        "Malformed": summary.malformed,
+        "Findings": summary.findings,
+        "AlertsPublished": summary.published,
+        "Suppressed": summary.suppressed,
+        "Failed": u64::from(failed),
+        "Duration": duration.as_secs_f64() * 1000.0,
+    })
+    .to_string()
+}
+
+/// Loads the AWS configuration with retries and timeouts that fit inside an invocation: the
+/// SDK retries throttling and server errors itself (3 attempts), and no attempt may hang.
+pub async fn sns_client() -> aws_sdk_sns::Client {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await;
+    aws_sdk_sns::Client::new(&config)
+}
+
+/// The Lambda entry point: start-up once, then the runtime loop.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = match FunctionConfig::from_env(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!("configuration error: {err}");
+            return Err(format!("configuration error: {err}").into());
+        }
+    };
+    let sink = match (&config.topic_arn, config.dry_run) {
+        (Some(arn), false) => Some(SnsSink::new(sns_client().await, arn.clone())),
+        _ => None,
+    };
+    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let function = Function::new(config, sink, RetryPolicy::default());
+    let function = &function;
+    let function_name = function_name.as_str();
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| async move {
+            let started = Instant::now();
+            let deadline = deadline_instant(event.context.deadline);
+            let result = function
+                .handle(event.payload.get().as_bytes(), deadline)
+                .await;
+            let (summary, failed) = match &result {
+                Ok(s) => (*s, false),
+                Err(_) => (Summary::default(), true),
+            };
+            println!(
+                "{}",
+                metrics_line(function_name, &summary, failed, started.elapsed())
+            );
+            match &result {
+                Ok(s) => tracing::info!(
+                    records = s.records,
+                    malformed = s.malformed,
+                    rejects = s.rejects,
+                    findings = s.findings,
+                    alerts = s.alerts,
+                    published = s.published,
+                    suppressed = s.suppressed,
+                    digested = s.digested,
+                    "invocation done"
+                ),
+                Err(err) => tracing::error!(error = %err, "invocation failed"),
+            }
+            result
+        },
+    ))
+    .await
+}
+
+/// The Runtime API gives the deadline in milliseconds since the epoch.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{CallFailure, EntryFailure};
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const ARN: &str = "arn:aws:sns:us-east-1:111122223333:alerts";
+
+    #[test]
+    fn the_topic_is_required_unless_dry_run() {
+        let err = FunctionConfig::from_env(env(&[("VPC_CIDRS", "10.0.0.0/16")])).unwrap_err();
+        assert!(err.to_string().starts_with("SNS_TOPIC_ARN="), "{err}");
+        let c = FunctionConfig::from_env(env(&[("VPC_CIDRS", "10.0.0.0/16"), ("DRY_RUN", "true")]))
+            .unwrap();
+        assert!(c.dry_run && c.topic_arn.is_none());
+        let err = FunctionConfig::from_env(env(&[
+            ("VPC_CIDRS", "10.0.0.0/16"),
+            ("SNS_TOPIC_ARN", "alerts"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("not an SNS topic ARN"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_ten_alerts_and_fifteen_minutes() {
+        let c =
+            FunctionConfig::from_env(env(&[("VPC_CIDRS", "10.0.0.0/16"), ("SNS_TOPIC_ARN", ARN)]))
+                .unwrap();
+        assert_eq!(c.max_alerts, 10);
+        assert_eq!(c.cooldown, Duration::from_secs(900));
+        let c = FunctionConfig::from_env(env(&[
+            ("VPC_CIDRS", "10.0.0.0/16"),
+            ("SNS_TOPIC_ARN", ARN),
+            ("ALERT_COOLDOWN_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert!(c.cooldown.is_zero());
+    }
+
+    /// Accepts everything, except entries whose subject contains `fail_subject` on the calls
+    /// listed in `fail_calls`.
+    #[derive(Default)]
+    struct RecordingSink {
+        calls: Mutex<Vec<Vec<String>>>,
+        fail_all: Mutex<bool>,
+    }
+
+    impl AlertSink for RecordingSink {
+        async fn publish_batch(
+            &self,
+            batch: &[&OutgoingMessage],
+            _timeout: Duration,
+        ) -> Result<Vec<EntryFailure>, CallFailure> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(batch.iter().map(|m| m.key.clone()).collect());
+            if *self.fail_all.lock().unwrap() {
+                return Err(CallFailure {
+                    reason: "cannot reach SNS".into(),
+                    retryable: true,
+                });
+            }
+            Ok(vec![])
+        }
+    }
+
+    fn function(cooldown: &str) -> Function<RecordingSink> {
+        let config = FunctionConfig::from_env(env(&[
+            ("VPC_CIDRS", "10.0.0.0/16"),
+            ("SNS_TOPIC_ARN", ARN),
+            ("ALERT_COOLDOWN_SECONDS", cooldown),
+            ("MAX_ALERTS_PER_INVOCATION", "2"),
+        ]))
+        .unwrap();
+        let policy = RetryPolicy {
+            attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            deadline_margin: Duration::from_millis(1),
+        };
+        Function::new(config, Some(RecordingSink::default()), policy)
+    }
+
+    fn document(sources: &[&str], first_id: usize) -> Vec<u8> {
+        let events: Vec<_> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                serde_json::json!({"id": (first_id + i).to_string(), "timestamp": 0,
+                "message": format!("2 111122223333 eni-1 {s} 10.0.9.9 1 22 6 1 40 1 2 REJECT OK")})
+            })
+            .collect();
+        serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": "g",
+            "logStream": "s", "subscriptionFilters": [], "logEvents": events})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test]
+    async fn alerts_beyond_the_cap_go_into_one_digest() {
+        let f = function("0");
+        let s = f
+            .handle(
+                &document(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"], 0),
+                later(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((s.alerts, s.published, s.digested), (4, 3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_source_in_cooldown_is_held_back_and_mentioned_next_time() {
+        let f = function("900");
+        f.handle(&document(&["10.0.0.1"], 0), later())
+            .await
+            .unwrap();
+        let s = f
+            .handle(&document(&["10.0.0.1"], 100), later())
+            .await
+            .unwrap();
+        assert_eq!((s.alerts, s.published, s.suppressed), (1, 0, 1));
+        let recent = f.recent.lock().unwrap();
+        assert_eq!(recent.held_back("alert:111122223333:10.0.0.1"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retried_event_does_not_send_again_what_it_sent() {
+        let f = function("0");
+        let event = document(&["10.0.0.1", "10.0.0.2"], 0);
+        assert_eq!(f.handle(&event, later()).await.unwrap().published, 2);
+        let again = f.handle(&event, later()).await.unwrap();
+        assert_eq!((again.alerts, again.published, again.suppressed), (2, 0, 0));
+        assert_eq!(f.sink.as_ref().unwrap().calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_sns_fails_the_invocation_fails_and_a_retry_sends_everything() {
+        let f = function("900");
+        let event = document(&["10.0.0.1"], 0);
+        *f.sink.as_ref().unwrap().fail_all.lock().unwrap() = true;
+        let err = f.handle(&event, later()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1 of 1 alert messages could not be published"),
+            "{err}"
+        );
+        *f.sink.as_ref().unwrap().fail_all.lock().unwrap() = false;
+        let s = f.handle(&event, later()).await.unwrap();
+        assert_eq!(
+            (s.published, s.suppressed),
+            (1, 0),
+            "a failed alert does not start a cooldown"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_event_fails_and_a_control_message_succeeds() {
+        let f = function("0");
+        let err = f
+            .handle(b"{\"awslogs\":{\"data\":\"@@\"}}", later())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot decode the event: `awslogs.data` is not valid base64"),
+            "{err}"
+        );
+        let control = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        assert_eq!(
+            f.handle(control, later()).await.unwrap(),
+            Summary::default()
+        );
+    }
+
+    #[test]
+    fn the_metrics_line_is_embedded_metric_format() {
+        let summary = Summary {
+            records: 14,
+            findings: 2,
+            published: 1,
+            ..Summary::default()
+        };
+        let line: serde_json::Value = serde_json::from_str(&metrics_line(
+            "fn",
+            &summary,
+            false,
+            Duration::from_millis(3),
+        ))
+        .unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            METRICS_NAMESPACE
+        );
+        assert_eq!(line["Records"], 14);
+        assert_eq!(line["AlertsPublished"], 1);
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in names {
+            assert!(line.get(name).is_some(), "{name} has no value");
+        }
+    }
+}

@@ -13,11 +13,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::time::{Duration, Instant};
+
 use crate::config::{
-    Config, RawConfig, RawSetting, DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
+    env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
+    DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
 };
 use crate::decode::scan_reader;
 use crate::format::DEFAULT_FORMAT;
+use crate::function::{parse_topic_arn, sns_client, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
+use crate::message::{messages_for, OutgoingMessage};
+use crate::publish::{publish_all, RetryPolicy, SnsSink};
 use crate::render;
 use crate::scan::Report;
 
@@ -96,6 +102,16 @@ struct CheckArgs {
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
 
+    /// Also publish the alerts to the SNS topic SNS_TOPIC_ARN (or --topic-arn), as the Lambda
+    /// would (at most MAX_ALERTS_PER_INVOCATION messages per input, then a digest), to test the
+    /// topic's subscriptions end to end. Uses the usual AWS credentials and region.
+    #[arg(long)]
+    publish: bool,
+
+    /// The topic for --publish. Overrides SNS_TOPIC_ARN.
+    #[arg(long = "topic-arn", value_name = "ARN", requires = "publish")]
+    topic_arn: Option<String>,
+
     /// Files to read; `-` reads standard input.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
@@ -157,7 +173,7 @@ fn run_function() -> ExitCode {
 
 impl CheckArgs {
     /// The environment's settings with the flags given on top.
-    fn raw_config(&self, env: impl Fn(&str) -> Option<String>) -> RawConfig {
+    fn raw_config(&self, env: &impl Fn(&str) -> Option<String>) -> RawConfig {
         let mut raw = RawConfig::from_env(env);
         let flag = |name: &str, values: &[String]| {
             (!values.is_empty()).then(|| RawSetting::new(name, values.join(",")))
@@ -194,14 +210,47 @@ impl CheckArgs {
     }
 }
 
+/// Where `--publish` sends alerts, and how many messages an input may give.
+struct PublishTarget {
+    topic_arn: String,
+    max_alerts: usize,
+}
+
+impl CheckArgs {
+    fn publish_target(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<PublishTarget>, ConfigError> {
+        if !self.publish {
+            return Ok(None);
+        }
+        let topic = match &self.topic_arn {
+            Some(arn) => RawSetting::new("--topic-arn", arn.clone()),
+            None => env_setting(env, ENV_SNS_TOPIC_ARN).ok_or_else(|| ConfigError::Invalid {
+                origin: ENV_SNS_TOPIC_ARN.into(),
+                value: String::new(),
+                reason: "--publish needs the topic: set SNS_TOPIC_ARN or --topic-arn".into(),
+            })?,
+        };
+        Ok(Some(PublishTarget {
+            topic_arn: parse_topic_arn(&topic)?,
+            max_alerts: parse_count(env_setting(env, ENV_MAX_ALERTS).as_ref(), 10)?,
+        }))
+    }
+}
+
 fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
-    let config = match args.raw_config(env).validate() {
-        Ok(config) => config,
+    let configured = args
+        .publish_target(&env)
+        .and_then(|target| Ok((args.raw_config(&env).validate()?, target)));
+    let (config, target) = match configured {
+        Ok(both) => both,
         Err(err) => {
             eprintln!("vpc-flow-alert: configuration error: {err}");
             return ExitCode::from(2);
         }
     };
+    let mut outgoing: Vec<OutgoingMessage> = Vec::new();
     for unknown in config.format.unknown_fields() {
         eprintln!("vpc-flow-alert: note: field `{unknown}` is not a known flow log field; it is kept and not interpreted");
     }
@@ -229,11 +278,49 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         if let Err(err) = write_alerts(&mut out, &report, args.output, &mut printed) {
             return output_error(err);
         }
+        if let Some(target) = &target {
+            outgoing.extend(messages_for(&report.alerts, target.max_alerts));
+        }
     }
     if let Err(err) = out.flush() {
         return output_error(err);
     }
+    if let Some(target) = &target {
+        if !publish(&target.topic_arn, &outgoing) {
+            failed = true;
+        }
+    }
     ExitCode::from(if failed { 1 } else { 0 })
+}
+
+/// Publishes with the Lambda's own publisher; reports on stderr. False when something failed.
+fn publish(topic_arn: &str, messages: &[OutgoingMessage]) -> bool {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("vpc-flow-alert: cannot start the async runtime: {err}");
+            return false;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let sink = SnsSink::new(sns_client().await, topic_arn);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        publish_all(&sink, messages, deadline, RetryPolicy::default()).await
+    });
+    eprintln!(
+        "vpc-flow-alert: published {} messages to {topic_arn}",
+        outcome.published.len()
+    );
+    for (i, reason) in &outcome.failed {
+        eprintln!(
+            "vpc-flow-alert: not published: {}: {reason}",
+            messages[*i].subject
+        );
+    }
+    outcome.failed.is_empty()
 }
 
 fn read_input(path: &PathBuf, config: &Config) -> Result<Report, String> {

@@ -106,7 +106,7 @@ fn parse_bool(s: &RawSetting) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_topic_arn(s: &RawSetting) -> Result<String, ConfigError> {
+pub(crate) fn parse_topic_arn(s: &RawSetting) -> Result<String, ConfigError> {
     let arn = s.value.trim();
     let parts: Vec<&str> = arn.split(':').collect();
     if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {

@@ -1,0 +1,172 @@
+"""The built binary as a Lambda function: the real runtime loop, a real SNS API, a subscriber."""
+
+import base64
+import gzip
+import json
+import subprocess
+
+from conftest import BIN, ROOT, VPC_CIDRS
+
+SUMMARY_KEYS = {"records", "malformed", "rejects", "findings", "alerts", "published", "suppressed", "digested"}
+
+
+def event_file(name):
+    return (ROOT / "events" / f"{name}.json").read_bytes()
+
+
+def make_event(messages, first_id=0, owner="210987654321"):
+    document = {
+        "messageType": "DATA_MESSAGE",
+        "owner": owner,
+        "logGroup": "/vpc/flow-logs",
+        "logStream": "eni-0a1b2c3d4e5f60718-all",
+        "subscriptionFilters": ["rejects"],
+        "logEvents": [
+            {"id": str(first_id + i), "timestamp": 1764195360000, "message": m}
+            for i, m in enumerate(messages)
+        ],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
+    return {"awslogs": {"data": data}}
+
+
+def reject(source, dest="10.0.9.9", port=22):
+    return f"2 210987654321 eni-0a1b2c3d4e5f60718 {source} {dest} 40000 {port} 6 1 40 1764195240 1764195300 REJECT OK"
+
+
+def check_json(name):
+    """What `check --output json` prints for a sample event."""
+    out = subprocess.run(
+        [str(BIN), "check", "--vpc-cidr", VPC_CIDRS, "--output", "json", str(ROOT / "events" / f"{name}.json")],
+        capture_output=True, check=True, text=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_alerts_reach_the_subscriber_as_check_shows_them(subscriber, moto, start_function):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    kind, summary, _ = runtime.invoke(event_file("port-scan"))
+    assert kind == "response", summary
+    assert set(summary) == SUMMARY_KEYS
+    assert summary == {"records": 26, "malformed": 0, "rejects": 25, "findings": 25, "alerts": 1,
+                       "published": 1, "suppressed": 0, "digested": 0}
+    kind, summary, _ = runtime.invoke(event_file("internal-reject"))
+    assert summary["published"] == 1
+
+    got = subscriber.receive(expected=2)
+    assert len(got) == 2
+    scan, internal = got
+    assert scan["Subject"] == "[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"
+    assert json.loads(scan["Message"]) == check_json("port-scan")[0]
+    assert json.loads(internal["Message"]) == check_json("internal-reject")[0]
+    attributes = {k: v["Value"] for k, v in scan["MessageAttributes"].items()}
+    assert attributes == {"severity": "high", "source": "10.0.3.7", "account": "210987654321"}
+    assert all(v["Type"] == "String" for v in scan["MessageAttributes"].values())
+    for message in got:
+        assert len(message["Subject"]) < 100
+        assert all(32 <= ord(c) <= 126 for c in message["Subject"])
+
+
+def test_the_email_and_sms_variants_are_published(subscriber, moto, start_function):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    runtime.invoke(event_file("host-sweep"))
+    import urllib.request
+
+    data = json.load(urllib.request.urlopen(moto + "/moto-api/data.json"))
+    sent = [n for t in data["sns"]["Topic"] if t["arn"] == subscriber.topic_arn for n in t["sent_notifications"]]
+    assert len(sent) == 1
+    structure = json.loads(sent[0][1])
+    assert set(structure) == {"default", "email", "sms"}
+    assert "WHAT TO DO NEXT" in structure["email"] and "10.0.4.9" in structure["email"]
+    assert len(structure["sms"]) <= 160 and structure["sms"].startswith("VPC HIGH: 10.0.4.9 probed 1 port on 12 hosts")
+
+
+def test_alerts_beyond_the_cap_arrive_as_one_digest(subscriber, moto, start_function):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    event = make_event([reject(f"10.0.1.{i}") for i in range(1, 26)])
+    kind, summary, _ = runtime.invoke(event)
+    assert kind == "response", summary
+    assert (summary["alerts"], summary["published"], summary["digested"]) == (25, 11, 15)
+    got = subscriber.receive(expected=11)
+    assert len(got) == 11
+    digests = [m for m in got if m["MessageAttributes"]["source"]["Value"] == "digest"]
+    assert len(digests) == 1
+    assert digests[0]["Subject"] == "[MEDIUM] 15 more sources sent rejected traffic (digest, 210987654321)"
+    assert json.loads(digests[0]["Message"])["alerts"] == 15
+
+
+def test_a_broken_event_fails_the_invocation_with_the_cause(start_function, subscriber, moto):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    kind, body, _ = runtime.invoke({"awslogs": {"data": "this is not base64!"}})
+    assert kind == "error"
+    assert body["errorType"] == "VpcFlowAlert.DecodeError"
+    assert "`awslogs.data` is not valid base64" in body["errorMessage"]
+    kind, body, _ = runtime.invoke({"Records": []})
+    assert kind == "error" and "neither a CloudWatch Logs" in body["errorMessage"]
+    # The instance keeps serving after a failed invocation.
+    kind, summary, _ = runtime.invoke(event_file("control-message"))
+    assert kind == "response" and summary == dict.fromkeys(SUMMARY_KEYS, 0)
+
+
+def test_internet_rejects_publish_nothing(subscriber, moto, start_function):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    kind, summary, _ = runtime.invoke(event_file("internet-only"))
+    assert kind == "response" and summary["rejects"] == 3 and summary["published"] == 0
+    assert subscriber.receive(expected=0, timeout=2) == []
+
+
+def test_a_retried_event_is_not_sent_twice_and_the_cooldown_holds_back_repeats(subscriber, moto, start_function):
+    runtime, _ = start_function({
+        "SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto, "ALERT_COOLDOWN_SECONDS": "900",
+    })
+    event = make_event([reject("10.0.1.7")])
+    assert runtime.invoke(event)[1]["published"] == 1
+    again = runtime.invoke(event)[1]
+    assert (again["published"], again["suppressed"]) == (0, 0), "the same log event ids: already sent"
+    later = runtime.invoke(make_event([reject("10.0.1.7")], first_id=1000))[1]
+    assert (later["published"], later["suppressed"]) == (0, 1), "new records of the same source: cooldown"
+    assert len(subscriber.receive(expected=1, timeout=3)) == 1
+
+
+def test_logs_are_json_with_one_summary_line_and_one_metrics_line(subscriber, moto, start_function):
+    runtime, fn = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    payload = event_file("port-scan")
+    runtime.invoke(payload)
+    out, _ = fn.stop()
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    metrics = [line for line in lines if "_aws" in line]
+    assert len(metrics) == 1
+    assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "VpcFlowAlert"
+    assert (metrics[0]["Records"], metrics[0]["Findings"], metrics[0]["AlertsPublished"]) == (26, 25, 1)
+    summaries = [line for line in lines if line.get("fields", {}).get("message") == "invocation done"]
+    assert len(summaries) == 1 and summaries[0]["fields"]["published"] == 1
+    data = json.loads(payload)["awslogs"]["data"]
+    assert data[:40] not in out, "the payload is not logged"
+
+
+def test_dry_run_logs_instead_of_publishing(subscriber, moto, start_function):
+    runtime, fn = start_function({"DRY_RUN": "true", "AWS_ENDPOINT_URL": moto})
+    kind, summary, _ = runtime.invoke(event_file("port-scan"))
+    assert kind == "response" and summary["alerts"] == 1 and summary["published"] == 0
+    out, _ = fn.stop()
+    assert "[HIGH] 10.0.3.7 probed 25 ports" in out
+
+
+def test_a_bad_configuration_fails_the_start_naming_the_variable(start_function):
+    _, fn = start_function({"VPC_CIDRS": "10.0.0.0/33", "SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:a"})
+    assert fn.proc.wait(timeout=10) != 0
+    out, err = fn.stop()
+    assert 'VPC_CIDRS="10.0.0.0/33"' in out + err
+
+
+def test_check_publish_sends_local_files_to_the_topic(subscriber, moto):
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": moto, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
+           "VPC_CIDRS": VPC_CIDRS, "SNS_TOPIC_ARN": subscriber.topic_arn}
+    out = subprocess.run([str(BIN), "check", "--publish", "--output", "json",
+                          str(ROOT / "events" / "port-scan.json"), str(ROOT / "events" / "ipv6.json")],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "published 2 messages" in out.stderr
+    got = subscriber.receive(expected=2)
+    assert sorted(json.loads(m["Message"])["source"] for m in got) == ["10.0.3.7", "2600:1f18:4a2b:9e01::1c"]

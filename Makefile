@@ -10,7 +10,7 @@ CARGO ?= cargo
 BIN := $(ROOT)target/debug/vpc-flow-alert
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit e2e template events bench deploy clean-venvs
+.PHONY: all build demo test lint unit e2e template events bench deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -41,8 +41,9 @@ demo:
 	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/custom-v5.log)" \
 	  $(BIN) check --output json events/custom-v5.json
 
-## test: formatting, lints, unit, property and integration tests, then the end-to-end tests.
-test: lint unit e2e
+## test: formatting, lints, unit, property and integration tests, the end-to-end tests, and
+## the deployment template (cfn-lint, sam validate, an offline `sam build`).
+test: lint unit e2e template
 
 lint:
 	$(CARGO) fmt --check
@@ -54,6 +55,30 @@ unit:
 e2e: $(VENV)/.installed
 	$(CARGO) build
 	$(VENV)/bin/python -m pytest -q tests/e2e
+
+export SAM_CLI_TELEMETRY := 0
+SAM := $(DEPLOY_VENV)/bin/sam
+AWS_DEFAULT_REGION ?= us-east-1
+export AWS_DEFAULT_REGION
+
+template: $(DEPLOY_VENV)/.installed
+	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+	$(SAM) build --build-in-source
+	file .aws-sam/build/VpcFlowAlertFunction/bootstrap | tee /dev/stderr | grep -q 'ARM aarch64'
+
+## build-VpcFlowAlertFunction: what `sam build` runs (BuildMethod: makefile). Cross-compiles
+## the release binary for arm64 without Docker (cargo-lambda with zig) and installs it as
+## `bootstrap`. It builds in this repository, reusing its target/ directory.
+build-VpcFlowAlertFunction: $(DEPLOY_VENV)/.installed
+	rustup target add aarch64-unknown-linux-gnu
+	cd $(ROOT) && PATH="$(DEPLOY_VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --bin vpc-flow-alert
+	cp $(ROOT)target/lambda/vpc-flow-alert/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
+
+## deploy: build, then deploy with SAM, asking for the parameters the first time.
+deploy: $(DEPLOY_VENV)/.installed
+	$(SAM) build --build-in-source
+	$(SAM) deploy --guided
 
 ## events: regenerate events/*.json from the readable records in events/records/.
 events:

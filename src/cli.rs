@@ -20,7 +20,7 @@ use crate::config::{
     DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
 };
 use crate::decode::scan_reader;
-use crate::format::DEFAULT_FORMAT;
+use crate::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::{parse_topic_arn, sns_client, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
 use crate::message::{messages_for, OutgoingMessage};
 use crate::publish::{publish_all, RetryPolicy, SnsSink};
@@ -45,6 +45,16 @@ enum Command {
     /// Read flow log inputs and print the alerts the Lambda would send.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Print the CloudWatch Logs subscription filter pattern that passes only the REJECT
+    /// records of a flow log format (the deployment template's FilterPattern parameter).
+    #[command(
+        after_help = "Example:\n  vpc-flow-alert filter-pattern --format '${srcaddr} ${dstaddr} ${action} ${log-status}'"
+    )]
+    FilterPattern {
+        /// The flow log format. Overrides FLOW_LOG_FORMAT; default: the 14 version-2 fields.
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
 }
 
 const CHECK_EXAMPLES: &str = "\
@@ -142,9 +152,33 @@ pub fn run(
     };
     match cli.command {
         Some(Command::Check(args)) => check(args, env),
+        Some(Command::FilterPattern { format }) => filter_pattern(format, &env),
         None if env("AWS_LAMBDA_RUNTIME_API").is_some() => run_function(),
         None => {
             eprintln!("vpc-flow-alert: no command given; try `vpc-flow-alert check --help` (without a command, the binary runs as a Lambda function and needs AWS_LAMBDA_RUNTIME_API)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn filter_pattern(format: Option<String>, env: &impl Fn(&str) -> Option<String>) -> ExitCode {
+    let setting = match format {
+        Some(f) => Some(RawSetting::new("--format", f)),
+        None => env_setting(env, ENV_FLOW_LOG_FORMAT),
+    };
+    let parsed = match &setting {
+        Some(s) => {
+            FlowFormat::parse(&s.value).map_err(|e| format!("{}={:?}: {e}", s.origin, s.value))
+        }
+        None => Ok(FlowFormat::default_v2()),
+    };
+    match parsed {
+        Ok(format) => {
+            println!("{}", format.filter_pattern());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("vpc-flow-alert: configuration error: {err}");
             ExitCode::from(2)
         }
     }

@@ -185,6 +185,25 @@ impl FlowFormat {
             .filter(|n| field_version(n).is_none())
     }
 
+    /// The CloudWatch Logs subscription filter pattern that lets only this format's REJECT
+    /// records through: every field named in order (hyphens become underscores, which filter
+    /// patterns accept), `action=REJECT`, and `log_status=OK` when the format has a status.
+    pub fn filter_pattern(&self) -> String {
+        let terms: Vec<String> = self
+            .names
+            .iter()
+            .map(|name| {
+                let term = name.replace('-', "_");
+                match name.as_str() {
+                    "action" => format!("{term}=REJECT"),
+                    "log-status" => format!("{term}=OK"),
+                    _ => term,
+                }
+            })
+            .collect();
+        format!("[{}]", terms.join(", "))
+    }
+
     /// Whether `line` looks like the header an S3-delivered flow log file starts with: every
     /// token is a field name and most of them are names this program knows.
     pub fn looks_like_header(line: &str) -> bool {
@@ -319,6 +338,19 @@ mod tests {
         }
         assert_eq!(field_version("reject-reason"), Some(8));
         assert_eq!(field_version("ecs-task-id"), Some(7));
+    }
+
+    #[test]
+    fn the_filter_pattern_names_every_field_and_keeps_only_ok_rejects() {
+        assert_eq!(
+            FlowFormat::default_v2().filter_pattern(),
+            "[version, account_id, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, packets, bytes, start, end, action=REJECT, log_status=OK]"
+        );
+        let custom = FlowFormat::parse("${pkt-srcaddr} ${action} ${vpc-id}").unwrap();
+        assert_eq!(
+            custom.filter_pattern(),
+            "[pkt_srcaddr, action=REJECT, vpc_id]"
+        );
     }
 
     #[test]

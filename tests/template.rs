@@ -1,0 +1,67 @@
+//! The deployment template agrees with the binary: the function's environment is exactly what
+//! the binary reads, and the default filter pattern is what `filter-pattern` prints.
+
+use std::collections::BTreeSet;
+
+use vpc_flow_alert::function::ENVIRONMENT;
+use vpc_flow_alert::FlowFormat;
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap()
+}
+
+/// The keys of the block that follows `header` (a line ending in `:`), by indentation.
+fn block_keys(text: &str, header: &str) -> Vec<String> {
+    let mut lines = text.lines().skip_while(|l| l.trim() != header);
+    let header_line = lines
+        .next()
+        .unwrap_or_else(|| panic!("no `{header}` in the template"));
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(header_line);
+    lines
+        .take_while(|l| l.trim().is_empty() || indent(l) > base)
+        .filter(|l| indent(l) == base + 2)
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+/// The `Default:` of a parameter, unquoted.
+fn parameter_default(text: &str, name: &str) -> String {
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != format!("{name}:"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    let default = block
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .unwrap_or_else(|| panic!("{name} has no default"));
+    default.trim_matches('\'').to_string()
+}
+
+#[test]
+fn the_functions_environment_is_exactly_what_the_binary_reads() {
+    let text = template();
+    let in_template: BTreeSet<String> = block_keys(&text, "Variables:").into_iter().collect();
+    let read: BTreeSet<String> = ENVIRONMENT.iter().map(|s| s.to_string()).collect();
+    assert_eq!(in_template, read);
+}
+
+#[test]
+fn the_default_filter_pattern_is_what_filter_pattern_prints() {
+    let text = template();
+    let format = parameter_default(&text, "FlowLogFormat");
+    assert_eq!(
+        FlowFormat::parse(&format).unwrap(),
+        FlowFormat::default_v2()
+    );
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_vpc-flow-alert"))
+        .args(["filter-pattern", "--format", &format])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(
+        parameter_default(&text, "FilterPattern"),
+        String::from_utf8(printed.stdout).unwrap().trim()
+    );
+}

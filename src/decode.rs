@@ -114,16 +114,12 @@ impl LogsDocument<'_> {
     fn scan(&self, config: &Config) -> Report {
         let mut scanner = Scanner::new(config);
         let owner = self.owner.as_deref();
-        let mut ids = DefaultHasher::new();
-        let mut with_ids = false;
-        if self.message_type.as_deref() == Some("DATA_MESSAGE") {
-            for event in self.log_events.iter().flatten() {
-                scanner.record(&event.message, owner);
-                if let Some(id) = &event.id {
-                    id.hash(&mut ids);
-                    with_ids = true;
-                }
-            }
+        let events = match self.message_type.as_deref() {
+            Some("DATA_MESSAGE") => self.log_events.as_deref().unwrap_or_default(),
+            _ => &[],
+        };
+        for event in events {
+            scanner.record(&event.message, owner);
         }
         let origin = Origin {
             owner: self.owner.as_deref().map(str::to_owned),
@@ -131,31 +127,229 @@ impl LogsDocument<'_> {
             log_stream: self.log_stream.as_deref().map(str::to_owned),
         };
         let mut report = scanner.finish(&origin);
-        report.fingerprint = with_ids.then(|| ids.finish());
+        report.fingerprint = fingerprint(events);
         report
     }
 }
 
+/// Identifies a batch by its log event ids. CloudWatch Logs ids are unique and a batch is
+/// delivered whole, so the first and last ids and the count identify it; hashing every id
+/// would cost as much as parsing the records.
+fn fingerprint(events: &[LogEvent<'_>]) -> Option<u64> {
+    let first = events.first()?.id.as_deref()?;
+    let last = events.last()?.id.as_deref()?;
+    let mut hasher = DefaultHasher::new();
+    (first, last, events.len()).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Scans a JSON input: a subscription event or a decoded document.
 pub fn scan_json(input: &[u8], config: &Config) -> Result<Report, DecodeError> {
+    if let Some(data) = event_data(input) {
+        return scan_event_data(data, config);
+    }
     let outer: LogsDocument<'_> = serde_json::from_slice(input).map_err(DecodeError::Json)?;
     if let Some(awslogs) = &outer.awslogs {
-        let decoded = decode_data(&awslogs.data, config.max_decoded_bytes)?;
-        let document: LogsDocument<'_> =
-            serde_json::from_slice(&decoded).map_err(|e| DecodeError::Document(e.to_string()))?;
-        if !document.is_document() {
-            return Err(DecodeError::Document(
-                "`awslogs.data` does not hold a CloudWatch Logs document".into(),
-            ));
-        }
-        document.check()?;
-        return Ok(document.scan(config));
+        return scan_event_data(&awslogs.data, config);
     }
     if !outer.is_document() {
         return Err(DecodeError::NotAnEvent);
     }
     outer.check()?;
     Ok(outer.scan(config))
+}
+
+fn scan_event_data(data: &str, config: &Config) -> Result<Report, DecodeError> {
+    let decoded = decode_data(data, config.max_decoded_bytes)?;
+    let document = match fast_document(&decoded) {
+        Some(document) => document,
+        None => {
+            serde_json::from_slice(&decoded).map_err(|e| DecodeError::Document(e.to_string()))?
+        }
+    };
+    if !document.is_document() {
+        return Err(DecodeError::Document(
+            "`awslogs.data` does not hold a CloudWatch Logs document".into(),
+        ));
+    }
+    document.check()?;
+    Ok(document.scan(config))
+}
+
+/// Reads the document CloudWatch Logs writes (compact JSON, known keys, no escapes in the
+/// strings) by jumping from quote to quote with `memchr`, which is several times faster than a
+/// general JSON parser over 10,000 log events. Anything it does not expect (an escape, an
+/// unknown key, a syntax error) returns `None`, and serde reads the document instead, so the
+/// result and the errors are serde's whenever the shortcut does not apply.
+fn fast_document(bytes: &[u8]) -> Option<LogsDocument<'_>> {
+    // One UTF-8 check for the whole buffer; strings are then cut at ASCII quotes.
+    let mut c = Cursor(std::str::from_utf8(bytes).ok()?);
+    let mut doc = LogsDocument::default();
+    c.expect(b'{')?;
+    loop {
+        let key = c.string()?;
+        c.expect(b':')?;
+        match key {
+            "messageType" => doc.message_type = Some(Cow::Borrowed(c.string()?)),
+            "owner" => doc.owner = Some(Cow::Borrowed(c.string()?)),
+            "logGroup" => doc.log_group = Some(Cow::Borrowed(c.string()?)),
+            "logStream" => doc.log_stream = Some(Cow::Borrowed(c.string()?)),
+            "policyLevel" => {
+                c.string()?;
+            }
+            "subscriptionFilters" => {
+                c.expect(b'[')?;
+                if !c.eat(b']') {
+                    loop {
+                        c.string()?;
+                        if c.eat(b']') {
+                            break;
+                        }
+                        c.expect(b',')?;
+                    }
+                }
+            }
+            "logEvents" => {
+                let mut events = Vec::with_capacity(bytes.len() / 200);
+                c.expect(b'[')?;
+                if !c.eat(b']') {
+                    loop {
+                        events.push(c.log_event()?);
+                        if c.eat(b']') {
+                            break;
+                        }
+                        c.expect(b',')?;
+                    }
+                }
+                doc.log_events = Some(events);
+            }
+            _ => return None,
+        }
+        if c.eat(b'}') {
+            break;
+        }
+        c.expect(b',')?;
+    }
+    c.0.trim_ascii().is_empty().then_some(doc)
+}
+
+/// The rest of the input, for [`fast_document`].
+struct Cursor<'a>(&'a str);
+
+impl<'a> Cursor<'a> {
+    fn eat(&mut self, byte: u8) -> bool {
+        self.0 = self.0.trim_ascii_start();
+        match self.0.as_bytes().first() {
+            Some(&b) if b == byte => {
+                self.0 = &self.0[1..];
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// A string without escapes. (Unlike serde, it does not refuse raw control characters
+    /// inside strings; CloudWatch Logs escapes them, and no record field contains one.)
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let end = memchr::memchr2(b'"', b'\\', self.0.as_bytes())?;
+        let (text, rest) = self.0.split_at(end);
+        if !rest.starts_with('"') {
+            return None;
+        }
+        self.0 = &rest[1..];
+        Some(text)
+    }
+
+    fn number(&mut self) -> Option<()> {
+        self.0 = self.0.trim_ascii_start();
+        let len = self
+            .0
+            .bytes()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'-'))
+            .unwrap_or(self.0.len());
+        (len > 0).then(|| self.0 = &self.0[len..])
+    }
+
+    /// The event exactly as CloudWatch Logs writes it, `{"id":"..","timestamp":..,"message":".."}`,
+    /// read with two searches; `None` leaves the cursor where it was.
+    fn compact_log_event(&mut self) -> Option<LogEvent<'a>> {
+        let rest = self.0.strip_prefix("{\"id\":\"")?;
+        let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+        let (id, rest) = rest.split_at(end);
+        let rest = rest.strip_prefix("\",\"timestamp\":")?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let rest = rest[digits..].strip_prefix(",\"message\":\"")?;
+        let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+        let (message, rest) = rest.split_at(end);
+        self.0 = rest.strip_prefix("\"}")?;
+        Some(LogEvent {
+            id: Some(Cow::Borrowed(id)),
+            message: Cow::Borrowed(message),
+        })
+    }
+
+    fn log_event(&mut self) -> Option<LogEvent<'a>> {
+        if let Some(event) = self.compact_log_event() {
+            return Some(event);
+        }
+        let (mut id, mut message) = (None, None);
+        self.expect(b'{')?;
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            match key {
+                "id" => id = Some(Cow::Borrowed(self.string()?)),
+                "message" => message = Some(Cow::Borrowed(self.string()?)),
+                "timestamp" => self.number()?,
+                _ => return None,
+            }
+            if self.eat(b'}') {
+                break;
+            }
+            self.expect(b',')?;
+        }
+        Some(LogEvent {
+            id,
+            message: message?,
+        })
+    }
+}
+
+/// The base64 `data` of an event shaped exactly as Lambda delivers it,
+/// `{"awslogs":{"data":"..."}}` (any whitespace between tokens), found without a JSON parser
+/// walking 1.3 MB of string. Anything else returns `None` and goes through serde.
+fn event_data(input: &[u8]) -> Option<&str> {
+    let mut rest = input;
+    for token in [
+        &b"{"[..],
+        b"\"awslogs\"",
+        b":",
+        b"{",
+        b"\"data\"",
+        b":",
+        b"\"",
+    ] {
+        rest = rest.trim_ascii_start().strip_prefix(token)?;
+    }
+    // An escape means the string is not plain base64: let serde read it.
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    let (data, tail) = rest.split_at(end);
+    let mut tail = tail.strip_prefix(b"\"")?;
+    for token in [&b"}"[..], b"}"] {
+        tail = tail.trim_ascii_start().strip_prefix(token)?;
+    }
+    // base64 is ASCII: the UTF-8 check only guards against garbage, which base64 refuses too.
+    tail.trim_ascii()
+        .is_empty()
+        .then(|| std::str::from_utf8(data).ok())?
 }
 
 /// base64, then gzip, into a buffer of at most `limit` bytes.
@@ -345,6 +539,47 @@ mod tests {
             Some("eni-1235b8ca123456789-all")
         );
         assert!(from_event.fingerprint.is_some());
+    }
+
+    #[test]
+    fn the_event_shortcut_finds_the_data_only_in_the_exact_event_shape() {
+        assert_eq!(
+            event_data(br#" { "awslogs" : { "data" : "QUJD" } } "#),
+            Some("QUJD")
+        );
+        assert_eq!(
+            event_data(br#"{"awslogs":{"data":"QU\/JD"}}"#),
+            None,
+            "escapes go to serde"
+        );
+        assert_eq!(event_data(br#"{"awslogs":{"data":"QUJD","x":1}}"#), None);
+        assert_eq!(event_data(br#"{"awslogs":{"data":"QUJD"}}, 1"#), None);
+        assert_eq!(event_data(br#"{"messageType":"DATA_MESSAGE"}"#), None);
+    }
+
+    #[test]
+    fn the_document_shortcut_agrees_with_serde_or_steps_aside() {
+        let doc = document(&[REJECT, "2 x"]);
+        let fast = fast_document(doc.as_bytes()).expect("CloudWatch's shape");
+        let slow: LogsDocument<'_> = serde_json::from_str(&doc).unwrap();
+        assert_eq!(fast.owner, slow.owner);
+        assert_eq!(fast.log_stream, slow.log_stream);
+        let messages = |d: &LogsDocument<'_>| -> Vec<(Option<String>, String)> {
+            d.log_events
+                .iter()
+                .flatten()
+                .map(|e| (e.id.as_deref().map(String::from), e.message.to_string()))
+                .collect()
+        };
+        assert_eq!(messages(&fast), messages(&slow));
+        for odd in [
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"a\"b"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","extra":1,"logEvents":[]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"ab"}]"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[]} x"#,
+        ] {
+            assert!(fast_document(odd.as_bytes()).is_none(), "{odd}");
+        }
     }
 
     #[test]

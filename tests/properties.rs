@@ -104,3 +104,37 @@ proptest! {
         }
     }
 }
+
+fn gzip_event(document: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(document.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    serde_json::json!({"awslogs": {"data": data}})
+        .to_string()
+        .into_bytes()
+}
+
+proptest! {
+    /// The shortcut reader of CloudWatch's documents and serde read the same records: a key the
+    /// shortcut does not know sends the same document through serde.
+    #[test]
+    fn the_document_shortcut_and_serde_agree(
+        lines in proptest::collection::vec(proptest::collection::vec(field(), 12..16), 0..40),
+        owner in "[0-9]{12}",
+    ) {
+        let config = config("10.0.0.0/16,2600:1f18::/32");
+        let events: Vec<_> = lines.iter().enumerate().map(|(i, f)| serde_json::json!(
+            {"id": i.to_string(), "timestamp": 1_700_000_000_000u64 + i as u64, "message": f.join(" ")})).collect();
+        let compact = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": owner,
+            "logGroup": "g", "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events});
+        let mut unusual = compact.clone();
+        unusual["someNewKey"] = serde_json::json!({"nested": [1, 2]});
+        let fast = vpc_flow_alert::scan_json(&gzip_event(&compact), &config).unwrap();
+        let slow = vpc_flow_alert::scan_json(&gzip_event(&unusual), &config).unwrap();
+        prop_assert_eq!(fast.counts, slow.counts);
+        prop_assert_eq!(fast.alerts, slow.alerts);
+        prop_assert_eq!(fast.fingerprint, slow.fingerprint);
+    }
+}

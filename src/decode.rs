@@ -148,6 +148,10 @@ pub fn scan_json(input: &[u8], config: &Config) -> Result<Report, DecodeError> {
     if let Some(data) = event_data(input) {
         return scan_event_data(data, config);
     }
+    // serde would read an array as a struct's fields in order, and say something confusing.
+    if input.trim_ascii_start().starts_with(b"[") {
+        return Err(DecodeError::NotAnEvent);
+    }
     let outer: LogsDocument<'_> = serde_json::from_slice(input).map_err(DecodeError::Json)?;
     if let Some(awslogs) = &outer.awslogs {
         return scan_event_data(&awslogs.data, config);
@@ -401,7 +405,8 @@ fn scan_plain(
         .unwrap_or(head)
         .iter()
         .find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'{') {
+    // A record never starts with a bracket: this is JSON, an event or a document (or neither).
+    if matches!(first, Some(b'{' | b'[')) {
         let limit = config.max_decoded_bytes;
         let mut json = Vec::new();
         reader

@@ -10,7 +10,7 @@ CARGO ?= cargo
 BIN := $(ROOT)target/debug/vpc-flow-alert
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit e2e template events bench deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit e2e template events bench measure deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -83,6 +83,11 @@ deploy: $(DEPLOY_VENV)/.installed
 ## events: regenerate events/*.json from the readable records in events/records/.
 events:
 	$(CARGO) run --quiet --example make_events
+
+## measure: release binary size, init time and peak memory, as reported in the README.
+measure: $(VENV)/.installed
+	$(CARGO) build --release
+	$(VENV)/bin/python tests/e2e/measure.py
 
 ## bench: criterion benchmarks of the pipeline (not part of `make test`).
 bench:

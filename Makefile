@@ -10,7 +10,7 @@ CARGO ?= cargo
 BIN := $(ROOT)target/debug/vpc-flow-alert
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit e2e template events bench measure deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit e2e template events bench measure soak fuzz deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -88,6 +88,13 @@ events:
 measure: $(VENV)/.installed
 	$(CARGO) build --release
 	$(VENV)/bin/python tests/e2e/measure.py
+
+## soak: thousands of invocations of the release binary against moto's SNS while faults are
+## injected; checks that every alert is delivered or its event dead-lettered (a few minutes).
+SOAK_INVOCATIONS ?= 3000
+soak: $(VENV)/.installed
+	$(CARGO) build --release
+	SOAK_INVOCATIONS=$(SOAK_INVOCATIONS) $(VENV)/bin/python tests/e2e/soak.py
 
 ## bench: criterion benchmarks of the pipeline (not part of `make test`).
 bench:

@@ -135,12 +135,7 @@ fn cases() -> Vec<Case> {
             1,
             "neither a CloudWatch Logs subscription event",
         ),
-        case(
-            "nested.json",
-            nested,
-            1,
-            "neither a CloudWatch Logs",
-        ),
+        case("nested.json", nested, 1, "neither a CloudWatch Logs"),
         case(
             "nested-object.json",
             format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000)).into_bytes(),

@@ -198,7 +198,7 @@ class RuntimeApi:
 class FunctionProcess:
     """The built binary started as Lambda starts it."""
 
-    def __init__(self, runtime, env):
+    def __init__(self, runtime, env, quiet=False):
         self.runtime = runtime
         self.started = time.monotonic()
         full_env = {
@@ -222,15 +222,14 @@ class FunctionProcess:
         for k, v in env.items():
             if v is None:
                 full_env.pop(k, None)
-        self.proc = subprocess.Popen(
-            [str(BIN)], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        out = subprocess.DEVNULL if quiet else subprocess.PIPE
+        self.proc = subprocess.Popen([str(BIN)], env=full_env, stdout=out, stderr=out)
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         out, err = self.proc.communicate(timeout=10)
-        return out.decode(), err.decode()
+        return (out or b"").decode(), (err or b"").decode()
 
 
 @pytest.fixture
@@ -252,11 +251,13 @@ def start_function():
 
 class FaultProxy:
     """Forwards to moto, except the PublishBatch calls it is told to break, in order:
-    'throttle', 'server-error', 'fail-last-entry', 'hang' or 'forward'."""
+    'throttle', 'server-error', 'fail-last-entry', 'hang', 'drop' (close the connection without
+    an answer) or 'forward'. Once `plan` is empty, `decide()` chooses (forward by default)."""
 
     def __init__(self, upstream):
         self.upstream = upstream
         self.plan = []
+        self.decide = lambda: "forward"
         self.batches = []  # the entry ids of every PublishBatch call that reached the proxy
         proxy = self
 
@@ -293,7 +294,10 @@ class FaultProxy:
                     return self.reply(*self.forward(body)[:2])
                 ids = [v for k, v in params if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]
                 proxy.batches.append(ids)
-                action = proxy.plan.pop(0) if proxy.plan else "forward"
+                action = proxy.plan.pop(0) if proxy.plan else proxy.decide()
+                if action == "drop":
+                    self.close_connection = True
+                    return
                 if action == "throttle":
                     return self.reply(400, error_xml("Sender", "Throttling", "Rate exceeded"))
                 if action == "server-error":

@@ -96,6 +96,18 @@ soak: $(VENV)/.installed
 	$(CARGO) build --release
 	SOAK_INVOCATIONS=$(SOAK_INVOCATIONS) $(VENV)/bin/python tests/e2e/soak.py
 
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS, from the committed seeds (fuzz/seeds/).
+## cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := decode_event format_parse record_parse
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=512 || exit 1; \
+	done
+
 ## bench: criterion benchmarks of the pipeline (not part of `make test`).
 bench:
 	$(CARGO) bench --bench pipeline

@@ -10,7 +10,7 @@ CARGO ?= cargo
 BIN := $(ROOT)target/debug/vpc-flow-alert
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit e2e template events bench measure soak fuzz deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit e2e template events bench measure soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -41,9 +41,10 @@ demo:
 	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/custom-v5.log)" \
 	  $(BIN) check --output json events/custom-v5.json
 
-## test: formatting, lints, unit, property and integration tests, the end-to-end tests, and
-## the deployment template (cfn-lint, sam validate, an offline `sam build`).
-test: lint unit e2e template
+## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
+## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy
+## check (checkov) and the dependency check (cargo deny).
+test: lint unit e2e template policy deny
 
 lint:
 	$(CARGO) fmt --check
@@ -66,6 +67,26 @@ template: $(DEPLOY_VENV)/.installed
 	$(SAM) validate --lint
 	$(SAM) build --build-in-source
 	file .aws-sam/build/VpcFlowAlertFunction/bootstrap | tee /dev/stderr | grep -q 'ARM aarch64'
+
+POLICY_VENV := $(ROOT).venv-policy
+$(POLICY_VENV)/.installed: tests/requirements-policy.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-policy.txt
+	touch $@
+
+## policy: checkov's CloudFormation checks, offline; every finding is fixed or justified where
+## it is skipped (Metadata: checkov: skip in template.yaml).
+policy: $(POLICY_VENV)/.installed
+	$(POLICY_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
+## deny: licenses, bans and sources of every dependency (deny.toml says why each exception
+## exists); advisories too when the RustSec database can be fetched.
+deny:
+	command -v cargo-deny >/dev/null || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check licenses bans sources
+	if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then \
+	  $(CARGO) deny check advisories; \
+	else echo "deny: the RustSec advisory database is unreachable; advisories not checked"; fi
 
 ## build-VpcFlowAlertFunction: what `sam build` runs (BuildMethod: makefile). Cross-compiles
 ## the release binary for arm64 without Docker (cargo-lambda with zig) and installs it as
@@ -91,7 +112,7 @@ measure: $(VENV)/.installed
 
 ## soak: thousands of invocations of the release binary against moto's SNS while faults are
 ## injected; checks that every alert is delivered or its event dead-lettered (a few minutes).
-SOAK_INVOCATIONS ?= 3000
+SOAK_INVOCATIONS ?= 2000
 soak: $(VENV)/.installed
 	$(CARGO) build --release
 	SOAK_INVOCATIONS=$(SOAK_INVOCATIONS) $(VENV)/bin/python tests/e2e/soak.py
@@ -113,4 +134,4 @@ bench:
 	$(CARGO) bench --bench pipeline
 
 clean-venvs:
-	rm -rf $(VENV) $(DEPLOY_VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV) $(POLICY_VENV)

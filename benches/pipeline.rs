@@ -11,7 +11,6 @@ use std::io::Write;
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vpc_flow_alert::alert::Origin;
-use vpc_flow_alert::config::{RawConfig, RawSetting};
 use vpc_flow_alert::decode::{decode_data, scan_json};
 use vpc_flow_alert::scan::Scanner;
 use vpc_flow_alert::Config;
@@ -19,12 +18,7 @@ use vpc_flow_alert::Config;
 const RECORDS: usize = 10_000;
 
 fn config() -> Config {
-    RawConfig {
-        vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", "10.0.0.0/16")),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap()
+    Config::with_vpc_cidrs("10.0.0.0/16").unwrap()
 }
 
 /// 70% accepted, 20% rejected from the internet, 10% rejected from inside (50 sources).

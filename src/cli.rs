@@ -67,10 +67,19 @@ decoded; 2 for usage and configuration errors.
 
 Examples:
   vpc-flow-alert check --vpc-cidr 10.0.0.0/16 events/internal-reject.json
-  VPC_CIDRS=10.0.0.0/16,2600:1f18:1234::/56 vpc-flow-alert check --output json flows.log.gz
-  zcat flows.log.gz | vpc-flow-alert check --vpc-cidr 10.0.0.0/16 --ignore-cidr 10.0.5.9 -
+  VPC_CIDRS=10.0.0.0/16,2600:1f18:1234::/56 \\
+      vpc-flow-alert check --output json flows.log.gz
+  zcat flows.log.gz | vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
+      --ignore-cidr 10.0.5.9 -
   vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
-      --format '${version} ${vpc-id} ${srcaddr} ${pkt-srcaddr} ${dstaddr} ${dstport} ${action}' file.log";
+      --format '${srcaddr} ${pkt-srcaddr} ${dstaddr} ${dstport} ${action}' \\
+      file.log
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
+      --port-threshold 20 --host-threshold 5 events/port-scan.json
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
+      --max-decoded-bytes 33554432 big-event.json
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 --publish \\
+      --topic-arn arn:aws:sns:us-east-1:123456789012:alerts events/port-scan.json";
 
 #[derive(Debug, Args)]
 struct CheckArgs {
@@ -184,17 +193,19 @@ fn filter_pattern(format: Option<String>, env: &impl Fn(&str) -> Option<String>)
     }
 }
 
-/// Runs the Lambda runtime loop until the runtime stops it; start-up errors exit 1.
-fn run_function() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime: one invocation at a time needs no more. Reports its own failure.
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("vpc-flow-alert: cannot start the async runtime: {err}");
-            return ExitCode::from(1);
-        }
+        .map_err(|err| eprintln!("vpc-flow-alert: cannot start the async runtime: {err}"))
+        .ok()
+}
+
+/// Runs the Lambda runtime loop until the runtime stops it; start-up errors exit 1.
+fn run_function() -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::from(1);
     };
     match runtime.block_on(crate::function::run()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -329,15 +340,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
 
 /// Publishes with the Lambda's own publisher; reports on stderr. False when something failed.
 fn publish(topic_arn: &str, messages: &[OutgoingMessage]) -> bool {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("vpc-flow-alert: cannot start the async runtime: {err}");
-            return false;
-        }
+    let Some(runtime) = async_runtime() else {
+        return false;
     };
     let outcome = runtime.block_on(async {
         let sink = SnsSink::new(sns_client().await, topic_arn);

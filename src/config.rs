@@ -146,6 +146,16 @@ impl RawConfig {
 }
 
 impl Config {
+    /// The defaults for everything but the VPC's CIDR blocks (comma-separated), as if only
+    /// `VPC_CIDRS` were set.
+    pub fn with_vpc_cidrs(cidrs: &str) -> Result<Config, ConfigError> {
+        RawConfig {
+            vpc_cidrs: Some(RawSetting::new(ENV_VPC_CIDRS, cidrs)),
+            ..RawConfig::default()
+        }
+        .validate()
+    }
+
     /// Whether `source` is one of the VPC's own addresses and not an ignored one.
     pub fn is_internal_source(&self, source: IpAddr) -> bool {
         self.vpc_cidrs.iter().any(|net| net.contains(&source))

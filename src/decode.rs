@@ -492,19 +492,13 @@ fn read_line_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RawConfig, RawSetting};
     use flate2::write::GzEncoder;
     use std::io::Write;
 
     const REJECT: &str = "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK";
 
     fn config() -> Config {
-        RawConfig {
-            vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", "172.31.0.0/16")),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap()
+        Config::with_vpc_cidrs("172.31.0.0/16").unwrap()
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {

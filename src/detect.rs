@@ -123,17 +123,14 @@ fn number<T: FromStr>(record: &FlowRecord<'_, '_>, index: Option<usize>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawConfig;
     use crate::record::RecordSplitter;
 
     fn config(vpc: &str, format: Option<&str>) -> Config {
-        RawConfig {
-            vpc_cidrs: Some(crate::config::RawSetting::new("VPC_CIDRS", vpc)),
-            format: format.map(|f| crate::config::RawSetting::new("FLOW_LOG_FORMAT", f)),
-            ..Default::default()
+        let mut config = Config::with_vpc_cidrs(vpc).unwrap();
+        if let Some(f) = format {
+            config.format = crate::format::FlowFormat::parse(f).unwrap();
         }
-        .validate()
-        .unwrap()
+        config
     }
 
     fn verdict<'a>(line: &'a str, config: &Config) -> Verdict<'a> {

@@ -129,15 +129,9 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RawConfig, RawSetting};
 
     fn config() -> Config {
-        RawConfig {
-            vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", "172.31.0.0/16")),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap()
+        Config::with_vpc_cidrs("172.31.0.0/16").unwrap()
     }
 
     #[test]

@@ -3,19 +3,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
-use vpc_flow_alert::config::{RawConfig, RawSetting};
 use vpc_flow_alert::detect::{classify, Verdict};
 use vpc_flow_alert::record::RecordSplitter;
 use vpc_flow_alert::scan::Scanner;
 use vpc_flow_alert::{alert::Origin, scan_reader, Config, FlowFormat};
 
 fn config(vpc: &str) -> Config {
-    RawConfig {
-        vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", vpc)),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap()
+    Config::with_vpc_cidrs(vpc).unwrap()
 }
 
 /// A field: usually plausible, sometimes hostile.

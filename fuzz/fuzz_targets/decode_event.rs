@@ -2,15 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vpc_flow_alert::config::{RawConfig, RawSetting};
 
 fuzz_target!(|data: &[u8]| {
-    let mut config = RawConfig {
-        vpc_cidrs: Some(RawSetting::new("VPC_CIDRS", "10.0.0.0/8,2600:1f18::/32")),
-        ..Default::default()
-    }
-    .validate()
-    .expect("valid configuration");
+    let mut config =
+        vpc_flow_alert::Config::with_vpc_cidrs("10.0.0.0/8,2600:1f18::/32").expect("valid");
     config.max_decoded_bytes = 1 << 20;
     let _ = vpc_flow_alert::scan_json(data, &config);
     let _ = vpc_flow_alert::scan_reader(data, &config);

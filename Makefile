@@ -66,7 +66,8 @@ template: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 	$(SAM) build --build-in-source
-	file .aws-sam/build/VpcFlowAlertFunction/bootstrap | tee /dev/stderr | grep -q 'ARM aarch64'
+	file .aws-sam/build/VpcFlowAlertFunction/bootstrap
+	file .aws-sam/build/VpcFlowAlertFunction/bootstrap | grep -q 'ARM aarch64'
 
 POLICY_VENV := $(ROOT).venv-policy
 $(POLICY_VENV)/.installed: tests/requirements-policy.txt

@@ -21,7 +21,9 @@ use crate::config::{
 };
 use crate::decode::scan_reader;
 use crate::format::{FlowFormat, DEFAULT_FORMAT};
-use crate::function::{parse_topic_arn, sns_client, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
+use crate::function::{
+    parse_topic_arn, sns_client, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN,
+};
 use crate::message::{messages_for, OutgoingMessage};
 use crate::publish::{publish_all, RetryPolicy, SnsSink};
 use crate::render;
@@ -279,7 +281,10 @@ impl CheckArgs {
         };
         Ok(Some(PublishTarget {
             topic_arn: parse_topic_arn(&topic)?,
-            max_alerts: parse_count(env_setting(env, ENV_MAX_ALERTS).as_ref(), 10)?,
+            max_alerts: parse_count(
+                env_setting(env, ENV_MAX_ALERTS).as_ref(),
+                DEFAULT_MAX_ALERTS,
+            )?,
         }))
     }
 }
@@ -316,7 +321,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         eprintln!("{name}: {report}");
         if report.counts.records > 0 && report.counts.malformed == report.counts.records {
             eprintln!(
-                "vpc-flow-alert: warning: {name}: no record has the {} fields of the format; set --format or {ENV_FLOW_LOG_FORMAT} to the flow log's format (default: {DEFAULT_FORMAT})",
+                "vpc-flow-alert: warning: {name}: every record is malformed: does the flow log use this {}-field format? Set --format or {ENV_FLOW_LOG_FORMAT} to its format (default: {DEFAULT_FORMAT})",
                 config.format.len()
             );
         }

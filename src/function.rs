@@ -23,6 +23,11 @@ pub const ENV_DRY_RUN: &str = "DRY_RUN";
 pub const ENV_MAX_ALERTS: &str = "MAX_ALERTS_PER_INVOCATION";
 pub const ENV_COOLDOWN: &str = "ALERT_COOLDOWN_SECONDS";
 
+/// Alert messages per invocation unless MAX_ALERTS_PER_INVOCATION says otherwise.
+pub const DEFAULT_MAX_ALERTS: usize = 10;
+/// The cooldown unless ALERT_COOLDOWN_SECONDS says otherwise.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(900);
+
 /// Every environment variable the function reads, the engine's included (the deployment
 /// template sets exactly these).
 pub const ENVIRONMENT: &[&str] = &[
@@ -73,9 +78,12 @@ impl FunctionConfig {
                 })
             }
         };
-        let max_alerts = parse_count(env_setting(&lookup, ENV_MAX_ALERTS).as_ref(), 10)?;
+        let max_alerts = parse_count(
+            env_setting(&lookup, ENV_MAX_ALERTS).as_ref(),
+            DEFAULT_MAX_ALERTS,
+        )?;
         let cooldown = match env_setting(&lookup, ENV_COOLDOWN) {
-            None => Duration::from_secs(900),
+            None => DEFAULT_COOLDOWN,
             Some(s) => {
                 Duration::from_secs(s.value.trim().parse().map_err(|_| ConfigError::Invalid {
                     origin: s.origin.clone(),

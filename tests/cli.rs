@@ -406,7 +406,7 @@ fn records_of_the_wrong_format_are_counted_and_a_hint_is_given() {
     let err = stderr(&out);
     assert!(err.contains("1 records, 1 malformed"), "{err}");
     assert!(
-        err.contains("no record has the 14 fields of the format"),
+        err.contains("every record is malformed: does the flow log use this 14-field format?"),
         "{err}"
     );
 }

@@ -384,7 +384,8 @@ fn deadline_instant(deadline_ms: u64) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::{CallFailure, EntryFailure};
+    use crate::publish::testing::ScriptedSink;
+    use crate::publish::CallFailure;
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -428,35 +429,7 @@ mod tests {
         assert!(c.cooldown.is_zero());
     }
 
-    /// Accepts everything, except entries whose subject contains `fail_subject` on the calls
-    /// listed in `fail_calls`.
-    #[derive(Default)]
-    struct RecordingSink {
-        calls: Mutex<Vec<Vec<String>>>,
-        fail_all: Mutex<bool>,
-    }
-
-    impl AlertSink for RecordingSink {
-        async fn publish_batch(
-            &self,
-            batch: &[&OutgoingMessage],
-            _timeout: Duration,
-        ) -> Result<Vec<EntryFailure>, CallFailure> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(batch.iter().map(|m| m.key.clone()).collect());
-            if *self.fail_all.lock().unwrap() {
-                return Err(CallFailure {
-                    reason: "cannot reach SNS".into(),
-                    retryable: true,
-                });
-            }
-            Ok(vec![])
-        }
-    }
-
-    fn function(cooldown: &str) -> Function<RecordingSink> {
+    fn function(cooldown: &str) -> Function<ScriptedSink> {
         let config = FunctionConfig::from_env(env(&[
             ("VPC_CIDRS", "10.0.0.0/16"),
             ("SNS_TOPIC_ARN", ARN),
@@ -469,7 +442,7 @@ mod tests {
             initial_backoff: Duration::from_millis(1),
             deadline_margin: Duration::from_millis(1),
         };
-        Function::new(config, Some(RecordingSink::default()), policy)
+        Function::new(config, Some(ScriptedSink::default()), policy)
     }
 
     fn document(sources: &[&str], first_id: usize) -> Vec<u8> {
@@ -533,14 +506,23 @@ mod tests {
     async fn when_sns_fails_the_invocation_fails_and_a_retry_sends_everything() {
         let f = function("900");
         let event = document(&["10.0.0.1"], 0);
-        *f.sink.as_ref().unwrap().fail_all.lock().unwrap() = true;
+        let down = CallFailure {
+            reason: "cannot reach SNS".into(),
+            retryable: true,
+        };
+        f.sink
+            .as_ref()
+            .unwrap()
+            .script
+            .lock()
+            .unwrap()
+            .extend([Err(down.clone()), Err(down)]);
         let err = f.handle(&event, later()).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("1 of 1 alert messages could not be published"),
             "{err}"
         );
-        *f.sink.as_ref().unwrap().fail_all.lock().unwrap() = false;
         let s = f.handle(&event, later()).await.unwrap();
         assert_eq!(
             (s.published, s.suppressed),

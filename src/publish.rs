@@ -317,26 +317,17 @@ fn aws_smithy_error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A sink for tests: answers each call with the next scripted result (success once the script
+/// is empty) and records the message keys of every call.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use std::sync::Mutex;
 
-    fn message(n: usize, body_len: usize) -> OutgoingMessage {
-        OutgoingMessage {
-            key: format!("alert:{n}"),
-            subject: format!("s{n}"),
-            body: "x".repeat(body_len),
-            attributes: vec![],
-            covers: vec![format!("alert:{n}")],
-        }
-    }
-
-    /// Answers each call with the next scripted result; records the keys of every call.
     #[derive(Default)]
-    struct ScriptedSink {
-        script: Mutex<Vec<Result<Vec<EntryFailure>, CallFailure>>>,
-        calls: Mutex<Vec<Vec<String>>>,
+    pub(crate) struct ScriptedSink {
+        pub(crate) script: Mutex<Vec<Result<Vec<EntryFailure>, CallFailure>>>,
+        pub(crate) calls: Mutex<Vec<Vec<String>>>,
     }
 
     impl AlertSink for ScriptedSink {
@@ -355,6 +346,22 @@ mod tests {
             } else {
                 script.remove(0)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::ScriptedSink;
+    use super::*;
+
+    fn message(n: usize, body_len: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            key: format!("alert:{n}"),
+            subject: format!("s{n}"),
+            body: "x".repeat(body_len),
+            attributes: vec![],
+            covers: vec![format!("alert:{n}")],
         }
     }
 

@@ -28,6 +28,17 @@ fn check(args: &[&str]) -> Output {
     bin().arg("check").args(args).output().unwrap()
 }
 
+/// `check --vpc-cidr VPC --output json FILE`.
+fn check_json(path: &Path) -> Output {
+    check(&[
+        "--vpc-cidr",
+        VPC,
+        "--output",
+        "json",
+        path.to_str().unwrap(),
+    ])
+}
+
 fn check_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = bin()
         .arg("check")
@@ -265,13 +276,7 @@ fn an_s3_gzip_file_with_a_header_uses_the_header_as_its_format() {
         file.push_str("111122223333 ACCEPT OK 10.0.9.1 10.0.8.1 443\n");
     }
     let path = temp_file("flows.log.gz", &gzip(file.as_bytes()));
-    let out = check(&[
-        "--vpc-cidr",
-        VPC,
-        "--output",
-        "json",
-        path.to_str().unwrap(),
-    ]);
+    let out = check_json(&path);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let alerts = alerts(&out);
     assert_eq!(alerts.len(), 3);
@@ -302,13 +307,7 @@ fn a_ten_thousand_record_event_is_read_whole() {
             .to_string()
             .as_bytes(),
     );
-    let out = check(&[
-        "--vpc-cidr",
-        VPC,
-        "--output",
-        "json",
-        path.to_str().unwrap(),
-    ]);
+    let out = check_json(&path);
     assert_eq!(alerts(&out).len(), 10_000);
     assert!(stderr(&out)
         .contains("10000 records, 0 malformed, 10000 rejects, 10000 findings, 10000 alerts"));

@@ -472,3 +472,104 @@ mod tests {
         assert!(sink.calls.lock().unwrap().is_empty());
     }
 }
+
+/// `SnsSink` against canned HTTP answers from the SDK's own test client: what SNS says is
+/// turned into the right retry decisions.
+#[cfg(test)]
+mod sns_tests {
+    use super::*;
+    use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::infallible_client_fn;
+    use std::sync::{Arc, Mutex};
+
+    const PARTIAL: &str = r#"<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult><Successful><member><Id>m0</Id><MessageId>1</MessageId></member></Successful><Failed><member><Id>m1</Id><Code>InternalError</Code><Message>try again</Message><SenderFault>false</SenderFault></member></Failed></PublishBatchResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>"#;
+    const OK: &str = r#"<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult><Successful><member><Id>m0</Id><MessageId>1</MessageId></member></Successful><Failed/></PublishBatchResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>"#;
+
+    fn error(kind: &str, code: &str) -> String {
+        format!(
+            r#"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+        )
+    }
+
+    /// A sink whose HTTP answers are `answers`, in order; also returns the request count.
+    fn sink(answers: Vec<(u16, String)>, sdk_attempts: u32) -> (SnsSink, Arc<Mutex<usize>>) {
+        let answers = Mutex::new(answers);
+        let requests = Arc::new(Mutex::new(0));
+        let counter = requests.clone();
+        let http = infallible_client_fn(move |_request| {
+            *counter.lock().unwrap() += 1;
+            let (status, body) = answers.lock().unwrap().remove(0);
+            http::Response::builder().status(status).body(body).unwrap()
+        });
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .retry_config(
+                aws_sdk_sns::config::retry::RetryConfig::standard()
+                    .with_max_attempts(sdk_attempts)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .http_client(http)
+            .build();
+        let client = aws_sdk_sns::Client::from_conf(config);
+        (
+            SnsSink::new(client, "arn:aws:sns:us-east-1:111122223333:alerts"),
+            requests,
+        )
+    }
+
+    fn messages() -> Vec<OutgoingMessage> {
+        (0..2)
+            .map(|n| OutgoingMessage {
+                key: format!("alert:{n}"),
+                subject: "s".into(),
+                body: r#"{"default":"x"}"#.into(),
+                attributes: vec![("severity", "high".into())],
+                covers: vec![],
+            })
+            .collect()
+    }
+
+    async fn call(sink: &SnsSink) -> Result<Vec<EntryFailure>, CallFailure> {
+        let messages = messages();
+        let batch: Vec<&OutgoingMessage> = messages.iter().collect();
+        sink.publish_batch(&batch, Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn a_failed_entry_is_reported_by_its_position_and_is_retryable() {
+        let (sink, _) = sink(vec![(200, PARTIAL.into())], 1);
+        let failures = call(&sink).await.unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].index, 1);
+        assert!(failures[0].retryable);
+        assert_eq!(failures[0].reason, "InternalError: try again");
+    }
+
+    #[tokio::test]
+    async fn throttling_and_server_errors_are_retryable_and_missing_topics_are_not() {
+        for (status, kind, code, retryable) in [
+            (400, "Sender", "Throttling", true),
+            (503, "Receiver", "ServiceUnavailable", true),
+            (500, "Receiver", "InternalError", true),
+            (404, "Sender", "NotFound", false),
+            (403, "Sender", "AuthorizationError", false),
+        ] {
+            let (sink, _) = sink(vec![(status, error(kind, code))], 1);
+            let failure = call(&sink).await.unwrap_err();
+            assert_eq!(failure.retryable, retryable, "{code}");
+            assert!(failure.reason.contains(code), "{}", failure.reason);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sdk_itself_retries_throttling_before_the_publisher_sees_it() {
+        let (sink, requests) = sink(
+            vec![(400, error("Sender", "Throttling")), (200, OK.into())],
+            3,
+        );
+        assert!(call(&sink).await.unwrap().is_empty());
+        assert_eq!(*requests.lock().unwrap(), 2);
+    }
+}

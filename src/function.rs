@@ -155,6 +155,8 @@ pub enum InvocationError {
         failed: usize,
         total: usize,
         reason: String,
+        /// What the invocation did before it failed, for the metrics.
+        summary: Summary,
     },
 }
 
@@ -243,7 +245,7 @@ impl<S: AlertSink> Function<S> {
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
                 recent.sent(fingerprint, &m.key, &m.covers, now);
-                tracing::info!(subject = %m.subject, "published");
+                tracing::debug!(subject = %m.subject, "published");
             }
         }
         summary.published = outcome.published.len() as u64;
@@ -252,6 +254,7 @@ impl<S: AlertSink> Function<S> {
                 failed: outcome.failed.len(),
                 total: messages.len(),
                 reason: reason.clone(),
+                summary,
             });
         }
         Ok(summary)
@@ -347,7 +350,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                 .await;
             let (summary, failed) = match &result {
                 Ok(s) => (*s, false),
-                Err(_) => (Summary::default(), true),
+                Err(InvocationError::Publish { summary, .. }) => (*summary, true),
+                Err(InvocationError::Decode(_)) => (Summary::default(), true),
             };
             println!(
                 "{}",

@@ -39,8 +39,6 @@ impl Severity {
 /// Where the findings of an input came from, as far as the input says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// The CloudWatch Logs `owner` (account), used when records carry no `account-id`.
-    pub owner: Option<String>,
     pub log_group: Option<String>,
     pub log_stream: Option<String>,
 }

@@ -122,7 +122,6 @@ impl LogsDocument<'_> {
             scanner.record(&event.message, owner);
         }
         let origin = Origin {
-            owner: self.owner.as_deref().map(str::to_owned),
             log_group: self.log_group.as_deref().map(str::to_owned),
             log_stream: self.log_stream.as_deref().map(str::to_owned),
         };

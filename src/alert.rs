@@ -122,15 +122,6 @@ impl Aggregator {
         group.add(finding);
     }
 
-    /// How many alerts [`Aggregator::finish`] would return.
-    pub fn len(&self) -> usize {
-        self.groups.values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
     /// The alerts, `high` first, then more records first, then by source address.
     pub fn finish(self, thresholds: Thresholds, origin: &Origin) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = self
@@ -142,20 +133,15 @@ impl Aggregator {
                     .map(move |g| g.into_alert(source, thresholds, origin))
             })
             .collect();
-        sort_alerts(&mut alerts);
+        alerts.sort_by(|a, b| {
+            a.severity
+                .cmp(&b.severity)
+                .then(b.records.cmp(&a.records))
+                .then(a.source.cmp(&b.source))
+                .then_with(|| a.account.cmp(&b.account))
+        });
         alerts
     }
-}
-
-/// Sorts alerts the way they are reported and published: most urgent first.
-pub fn sort_alerts(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
-            .then(b.records.cmp(&a.records))
-            .then(a.source.cmp(&b.source))
-            .then_with(|| a.account.cmp(&b.account))
-    });
 }
 
 impl Group {

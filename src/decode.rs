@@ -363,11 +363,28 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(8).min(limit));
-    MultiGzDecoder::new(&compressed[..])
+    let capacity = compressed.len().saturating_mul(8);
+    read_capped(
+        MultiGzDecoder::new(&compressed[..]),
+        limit,
+        capacity,
+        DecodeError::Gzip,
+    )
+}
+
+/// Reads everything `reader` gives, up to `limit` bytes; more is [`DecodeError::TooLarge`],
+/// found after reading one byte past the limit, never the whole input.
+fn read_capped(
+    reader: impl Read,
+    limit: usize,
+    capacity: usize,
+    io_error: impl Fn(io::Error) -> DecodeError,
+) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(capacity.min(limit));
+    reader
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(DecodeError::Gzip)?;
+        .map_err(io_error)?;
     if out.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }
@@ -406,16 +423,8 @@ fn scan_plain(
         .find(|b| !b.is_ascii_whitespace());
     // A record never starts with a bracket: this is JSON, an event or a document (or neither).
     if matches!(first, Some(b'{' | b'[')) {
-        let limit = config.max_decoded_bytes;
-        let mut json = Vec::new();
-        reader
-            .take(limit as u64 + 1)
-            .read_to_end(&mut json)
-            .map_err(io_error)?;
-        if json.len() > limit {
-            return Err(DecodeError::TooLarge { limit });
-        }
-        return scan_json(&json, config);
+        let json = read_capped(reader, config.max_decoded_bytes, 0, io_error)?;
+        return scan_json(json.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&json), config);
     }
     scan_lines(reader, config).map_err(|e| match e {
         DecodeError::Io(e) => io_error(e),
@@ -578,6 +587,16 @@ mod tests {
         ] {
             assert!(fast_document(odd.as_bytes()).is_none(), "{odd}");
         }
+    }
+
+    #[test]
+    fn a_json_file_saved_with_a_byte_order_mark_is_read() {
+        let mut input = b"\xef\xbb\xbf".to_vec();
+        input.extend_from_slice(document(&[REJECT]).as_bytes());
+        assert_eq!(
+            scan_reader(&input[..], &config()).unwrap().counts.findings,
+            1
+        );
     }
 
     #[test]

@@ -172,11 +172,6 @@ impl FlowFormat {
         self.names.is_empty()
     }
 
-    /// The field names in order, hyphenated and lower case.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// The names this program does not know (kept as plain strings, never an error).
     pub fn unknown_fields(&self) -> impl Iterator<Item = &str> {
         self.names

@@ -114,12 +114,8 @@ impl RecentAlerts {
     }
 
     /// How many sources and batches are remembered.
-    pub fn len(&self) -> (usize, usize) {
+    pub fn remembered(&self) -> (usize, usize) {
         (self.sources.len(), self.batches.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.batches.is_empty()
     }
 }
 
@@ -196,7 +192,7 @@ mod tests {
                 t0 + Duration::from_millis(i),
             );
         }
-        let (sources, batches) = recent.len();
+        let (sources, batches) = recent.remembered();
         assert!(sources <= MAX_SOURCES, "{sources}");
         assert!(batches <= MAX_BATCHES, "{batches}");
         // The newest are the ones kept.

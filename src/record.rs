@@ -1,11 +1,11 @@
 //! One flow log record: a line split on runs of whitespace, read through a [`FlowFormat`].
 //!
-//! The split records byte spans into a buffer the caller reuses, so reading a record allocates
+//! The split records where fields start and end into a buffer the caller reuses, so reading a record allocates
 //! nothing; the fields stay `&str` slices of the line they came from.
 
 use crate::format::FlowFormat;
 
-/// Splits lines into fields, reusing one buffer of spans for every line.
+/// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]
 pub struct RecordSplitter {
     /// Where each field starts and ends, in turn: field i is `edges[2i]..edges[2i + 1]`.
@@ -29,7 +29,7 @@ impl RecordSplitter {
         format: &FlowFormat,
     ) -> Option<FlowRecord<'s, 'a>> {
         let want = format.len();
-        if line.len() > u32::MAX as usize - 8 {
+        if line.len() > u32::MAX as usize {
             return None;
         }
         self.edges.clear();
@@ -130,7 +130,7 @@ impl<'a> FlowRecord<'_, 'a> {
     /// The text of the field at `index`, `-` included.
     pub fn raw(&self, index: usize) -> &'a str {
         let (start, end) = (self.edges[2 * index], self.edges[2 * index + 1]);
-        // The spans were cut at ASCII whitespace, so they fall on char boundaries.
+        // The edges were cut at ASCII whitespace, so they fall on char boundaries.
         &self.line[start as usize..end as usize]
     }
 

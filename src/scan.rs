@@ -61,11 +61,6 @@ impl<'c> Scanner<'c> {
         self.config.to_mut().format = format;
     }
 
-    /// The format records are read with.
-    pub fn format(&self) -> &FlowFormat {
-        &self.config.format
-    }
-
     /// Scans one record; `owner` is the account the input came from, if it says.
     pub fn record(&mut self, line: &str, owner: Option<&str>) {
         if line.trim_ascii().is_empty() {

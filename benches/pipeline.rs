@@ -10,9 +10,9 @@ use std::io::Write;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vpc_flow_alert::alert::Origin;
-use vpc_flow_alert::decode::{decode_data, scan_json};
-use vpc_flow_alert::scan::Scanner;
+use vpc_flow_alert::detect::alert::Origin;
+use vpc_flow_alert::input::decode::{decode_data, scan_json};
+use vpc_flow_alert::input::scan::Scanner;
 use vpc_flow_alert::Config;
 
 const RECORDS: usize = 10_000;

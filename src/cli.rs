@@ -15,19 +15,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use std::time::{Duration, Instant};
 
+use crate::aws::publish::{publish_all, RetryPolicy, SnsSink};
 use crate::config::{
     env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
     DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
 };
-use crate::decode::scan_reader;
-use crate::format::{FlowFormat, DEFAULT_FORMAT};
+use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::{
     parse_topic_arn, sns_client, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN,
 };
-use crate::message::{messages_for, OutgoingMessage};
-use crate::publish::{publish_all, RetryPolicy, SnsSink};
-use crate::render;
-use crate::scan::Report;
+use crate::input::decode::scan_reader;
+use crate::input::scan::Report;
+use crate::present::message::{messages_for, OutgoingMessage};
+use crate::present::render;
 
 const ABOUT: &str = "Alerts when a host inside your VPC sends traffic that the network rejects.
 

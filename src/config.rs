@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::format::{FlowFormat, FormatError};
+use crate::flow::format::{FlowFormat, FormatError};
 
 pub const ENV_VPC_CIDRS: &str = "VPC_CIDRS";
 pub const ENV_FLOW_LOG_FORMAT: &str = "FLOW_LOG_FORMAT";

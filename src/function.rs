@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
-use crate::decode::{scan_json, DecodeError};
-use crate::message::{alert_key, messages_for, OutgoingMessage};
-use crate::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
+use crate::input::decode::{scan_json, DecodeError};
+use crate::present::message::{alert_key, messages_for, OutgoingMessage};
 use crate::recent::RecentAlerts;
 
 pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -388,8 +388,8 @@ fn deadline_instant(deadline_ms: u64) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::testing::ScriptedSink;
-    use crate::publish::CallFailure;
+    use crate::aws::publish::testing::ScriptedSink;
+    use crate::aws::publish::CallFailure;
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -1,28 +1,31 @@
 //! vpc-flow-alert: alerts when a host inside a VPC sends traffic that the network rejects.
 //!
-//! The data flows one way, one module per stage:
-//! event bytes ([`decode`]) -> flow records ([`format`], [`record`]) -> findings ([`detect`])
-//! -> alerts ([`alert`], tied together by [`scan`]) -> rendered messages ([`render`]).
-//! -> SNS messages ([`message`]). These stages do no I/O. The command line ([`cli`]) and the
-//! Lambda function ([`function`], publishing through [`publish`], remembering recent alerts in
-//! [`recent`]) are thin shells over them: what `check` prints is what the Lambda publishes.
+//! The data flows one way, and the folders are the layers; each uses only those above it in
+//! this list:
+//! - [`flow`]: what a flow log record is (its format, the record split into fields);
+//! - [`config`]: the validated configuration;
+//! - [`detect`]: the rule (which records are findings), the findings of one delivery grouped
+//!   per source, and incidents (one per source across deliveries, deciding which messages to
+//!   send);
+//! - [`input`]: event bytes and files to records and counts;
+//! - [`present`]: the words (subject, SMS, email, JSON) and the SNS messages;
+//! - [`aws`]: SNS publishing and the shared incident table in DynamoDB.
+//!
+//! The command line ([`cli`]) and the Lambda function ([`function`]) are thin shells over
+//! them: what `check` prints is what the Lambda publishes.
 
-pub mod alert;
+pub mod aws;
 pub mod cli;
 pub mod config;
-pub mod decode;
 pub mod detect;
-pub mod format;
+pub mod flow;
 pub mod function;
-pub mod message;
-pub mod publish;
+pub mod input;
+pub mod present;
 pub mod recent;
-pub mod record;
-pub mod render;
-pub mod scan;
 
-pub use alert::{Alert, Severity};
 pub use config::{Config, RawConfig};
-pub use decode::{scan_json, scan_reader, DecodeError};
-pub use format::FlowFormat;
-pub use scan::{Counts, Report};
+pub use detect::alert::{Alert, Severity};
+pub use flow::format::FlowFormat;
+pub use input::decode::{scan_json, scan_reader, DecodeError};
+pub use input::scan::{Counts, Report};

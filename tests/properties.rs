@@ -3,10 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
-use vpc_flow_alert::detect::{classify, Verdict};
-use vpc_flow_alert::record::RecordSplitter;
-use vpc_flow_alert::scan::Scanner;
-use vpc_flow_alert::{alert::Origin, scan_reader, Config, FlowFormat};
+use vpc_flow_alert::detect::rule::{classify, Verdict};
+use vpc_flow_alert::flow::record::RecordSplitter;
+use vpc_flow_alert::input::scan::Scanner;
+use vpc_flow_alert::{detect::alert::Origin, scan_reader, Config, FlowFormat};
 
 fn config(vpc: &str) -> Config {
     Config::with_vpc_cidrs(vpc).unwrap()

@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vpc_flow_alert::alert::Origin;
+use vpc_flow_alert::detect::alert::Origin;
 use vpc_flow_alert::config::{RawConfig, RawSetting};
-use vpc_flow_alert::scan::Scanner;
+use vpc_flow_alert::input::scan::Scanner;
 
 const FORMAT: &str = "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} \
 ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status} ${pkt-srcaddr} \

@@ -20,10 +20,10 @@ use base64::Engine as _;
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 
-use crate::alert::Origin;
 use crate::config::Config;
-use crate::format::FlowFormat;
-use crate::scan::{Report, Scanner};
+use crate::detect::alert::Origin;
+use crate::flow::format::FlowFormat;
+use crate::input::scan::{Report, Scanner};
 
 /// The longest raw record read as a record; longer lines are counted malformed and skipped.
 /// Real records are a few hundred bytes even with every field of every version.
@@ -49,7 +49,7 @@ pub enum DecodeError {
     #[error("invalid CloudWatch Logs document: {0}")]
     Document(String),
     #[error("the header line does not describe a usable format: {0}")]
-    Header(crate::format::FormatError),
+    Header(crate::flow::format::FormatError),
     #[error("{0}")]
     Io(io::Error),
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::config::Config;
-use crate::record::FlowRecord;
+use crate::flow::record::FlowRecord;
 
 /// What one record turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +123,12 @@ fn number<T: FromStr>(record: &FlowRecord<'_, '_>, index: Option<usize>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RecordSplitter;
+    use crate::flow::record::RecordSplitter;
 
     fn config(vpc: &str, format: Option<&str>) -> Config {
         let mut config = Config::with_vpc_cidrs(vpc).unwrap();
         if let Some(f) = format {
-            config.format = crate::format::FlowFormat::parse(f).unwrap();
+            config.format = crate::flow::format::FlowFormat::parse(f).unwrap();
         }
         config
     }

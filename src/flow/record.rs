@@ -3,7 +3,7 @@
 //! The split records where fields start and end into a buffer the caller reuses, so reading a record allocates
 //! nothing; the fields stay `&str` slices of the line they came from.
 
-use crate::format::FlowFormat;
+use crate::flow::format::FlowFormat;
 
 /// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]

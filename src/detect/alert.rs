@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::detect::Finding;
+use crate::detect::rule::Finding;
 
 /// How many destination addresses and ports an alert quotes as a sample.
 pub const SAMPLE_SIZE: usize = 10;

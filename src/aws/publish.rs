@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use crate::message::OutgoingMessage;
+use crate::present::message::OutgoingMessage;
 
 /// SNS takes at most 10 entries in one `PublishBatch`.
 pub const BATCH_ENTRIES: usize = 10;

@@ -100,6 +100,7 @@ pub struct FlowFormat {
     pub(crate) interface_id: Option<usize>,
     pub(crate) srcaddr: Option<usize>,
     pub(crate) dstaddr: Option<usize>,
+    pub(crate) srcport: Option<usize>,
     pub(crate) dstport: Option<usize>,
     pub(crate) protocol: Option<usize>,
     pub(crate) packets: Option<usize>,
@@ -113,6 +114,8 @@ pub struct FlowFormat {
     pub(crate) instance_id: Option<usize>,
     pub(crate) pkt_srcaddr: Option<usize>,
     pub(crate) pkt_dstaddr: Option<usize>,
+    pub(crate) tcp_flags: Option<usize>,
+    pub(crate) flow_direction: Option<usize>,
 }
 
 impl FlowFormat {
@@ -140,6 +143,7 @@ impl FlowFormat {
             interface_id: at("interface-id"),
             srcaddr: at("srcaddr"),
             dstaddr: at("dstaddr"),
+            srcport: at("srcport"),
             dstport: at("dstport"),
             protocol: at("protocol"),
             packets: at("packets"),
@@ -153,6 +157,8 @@ impl FlowFormat {
             instance_id: at("instance-id"),
             pkt_srcaddr: at("pkt-srcaddr"),
             pkt_dstaddr: at("pkt-dstaddr"),
+            tcp_flags: at("tcp-flags"),
+            flow_direction: at("flow-direction"),
             names,
         })
     }

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use crate::alert::{Alert, Severity};
-use crate::render::{self, SMS_MAX};
+use crate::detect::alert::{Alert, Severity};
+use crate::present::render::{self, SMS_MAX};
 
 /// How many alerts a digest lists by name; the rest are only counted.
 pub const DIGEST_LISTED: usize = 50;

@@ -8,11 +8,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::alert::{Aggregator, Alert, Origin, Thresholds};
 use crate::config::Config;
-use crate::detect::{classify, Verdict};
-use crate::format::FlowFormat;
-use crate::record::RecordSplitter;
+use crate::detect::alert::{Aggregator, Alert, Origin, Thresholds};
+use crate::detect::rule::{classify, Verdict};
+use crate::flow::format::FlowFormat;
+use crate::flow::record::RecordSplitter;
 
 /// What a scan saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::alert::{Alert, Severity};
+use crate::detect::alert::{Alert, Severity};
 
 /// The longest subject SNS accepts is 99 characters (under 100).
 pub const SUBJECT_MAX: usize = 99;

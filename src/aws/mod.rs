@@ -1,0 +1,3 @@
+//! The AWS edge: publishing to SNS ([`publish`]).
+
+pub mod publish;

@@ -1,0 +1,4 @@
+//! Inputs: event bytes and files ([`decode`]) to records, fed through the rule ([`scan`]).
+
+pub mod decode;
+pub mod scan;

@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
             for line in &records {
                 scanner.record(black_box(line), None);
             }
-            black_box(scanner.finish(&Origin::default()))
+            black_box(scanner.finish(Origin::default()))
         })
     });
     let event = event(&records);

@@ -20,7 +20,10 @@ use crate::config::{
     env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
     DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
 };
+use crate::detect::alert::{alerts_from_memory, Alert};
+use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
+use crate::function::unix_now;
 use crate::function::{
     parse_topic_arn, sns_client, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN,
 };
@@ -122,6 +125,11 @@ struct CheckArgs {
     /// `json`: one alert object per line on stdout, and nothing else there.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+
+    /// Treat each input alone, as if no other input had been seen: one incident store per
+    /// input instead of one for all of them in the order given.
+    #[arg(long = "per-input")]
+    per_input: bool,
 
     /// Also publish the alerts to the SNS topic SNS_TOPIC_ARN (or --topic-arn), as the Lambda
     /// would (at most MAX_ALERTS_PER_INVOCATION messages per input, then a digest), to test the
@@ -308,7 +316,15 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
     let mut out = io::BufWriter::new(stdout.lock());
     let mut failed = false;
     let mut printed = 0usize;
+    // One incident store for every input, in the order given: the messages the function would
+    // send for these deliveries in this order. Everything happens "now".
+    let now = unix_now();
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+    let mut incidents = IncidentMemory::new(config.incidents);
     for path in &args.files {
+        if args.per_input {
+            incidents = IncidentMemory::new(config.incidents);
+        }
         let name = path.display().to_string();
         let report = match read_input(path, &config) {
             Ok(report) => report,
@@ -325,11 +341,19 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 config.format.len()
             );
         }
-        if let Err(err) = write_alerts(&mut out, &report, args.output, &mut printed) {
+        let alerts = alerts_from_memory(
+            &mut incidents,
+            &report.activities,
+            report.fingerprint,
+            now,
+            &report.origin,
+            region.as_deref(),
+        );
+        if let Err(err) = write_alerts(&mut out, &alerts, args.output, &mut printed) {
             return output_error(err);
         }
         if let Some(target) = &target {
-            outgoing.extend(messages_for(&report.alerts, target.max_alerts));
+            outgoing.extend(messages_for(&alerts, target.max_alerts));
         }
     }
     if let Err(err) = out.flush() {
@@ -376,11 +400,11 @@ fn read_input(path: &PathBuf, config: &Config) -> Result<Report, String> {
 
 fn write_alerts(
     out: &mut impl Write,
-    report: &Report,
+    alerts: &[Alert],
     output: Output,
     printed: &mut usize,
 ) -> io::Result<()> {
-    for alert in &report.alerts {
+    for alert in alerts {
         match output {
             Output::Json => writeln!(out, "{}", render::json(alert))?,
             Output::Text => {

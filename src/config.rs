@@ -17,6 +17,8 @@ pub const ENV_IGNORE_SOURCE_CIDRS: &str = "IGNORE_SOURCE_CIDRS";
 pub const ENV_PORT_SCAN_THRESHOLD: &str = "PORT_SCAN_THRESHOLD";
 pub const ENV_HOST_SWEEP_THRESHOLD: &str = "HOST_SWEEP_THRESHOLD";
 pub const ENV_MAX_DECODED_BYTES: &str = "MAX_DECODED_BYTES";
+pub const ENV_INCIDENT_WINDOW: &str = "INCIDENT_WINDOW_SECONDS";
+pub const ENV_COOLDOWN: &str = "ALERT_COOLDOWN_SECONDS";
 
 /// Default for both severity thresholds.
 pub const DEFAULT_THRESHOLD: usize = 10;
@@ -24,6 +26,10 @@ pub const DEFAULT_THRESHOLD: usize = 10;
 /// 1 MB of log events in one batch, so 16 MiB leaves a wide margin while a compression bomb
 /// stops long before it can exhaust a 128 MB function.
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
+/// An incident stays open while its source's findings arrive less than an hour apart.
+pub const DEFAULT_INCIDENT_WINDOW: u64 = 3600;
+/// At most one reminder an hour about an incident that goes on.
+pub const DEFAULT_COOLDOWN: u64 = 3600;
 
 /// A setting as given, with where it came from (a variable or a flag), for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +47,8 @@ pub struct RawConfig {
     pub port_scan_threshold: Option<RawSetting>,
     pub host_sweep_threshold: Option<RawSetting>,
     pub max_decoded_bytes: Option<RawSetting>,
+    pub incident_window: Option<RawSetting>,
+    pub cooldown: Option<RawSetting>,
 }
 
 /// A configuration value that cannot be used.
@@ -62,9 +70,26 @@ pub struct Config {
     pub vpc_cidrs: Vec<IpNet>,
     pub ignore_cidrs: Vec<IpNet>,
     pub format: FlowFormat,
-    pub port_scan_threshold: usize,
-    pub host_sweep_threshold: usize,
     pub max_decoded_bytes: usize,
+    /// How incidents are kept and when they send messages.
+    pub incidents: IncidentPolicy,
+}
+
+/// Severity thresholds: distinct probed ports, distinct probed hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub port_scan: usize,
+    pub host_sweep: usize,
+}
+
+/// The incident layer's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentPolicy {
+    pub thresholds: Thresholds,
+    /// A finding this many seconds or more after the source's last one opens a new incident.
+    pub window: u64,
+    /// Seconds between reminders about an incident that goes on (0: every delivery).
+    pub cooldown: u64,
 }
 
 impl RawSetting {
@@ -103,6 +128,8 @@ impl RawConfig {
             port_scan_threshold: env_setting(&lookup, ENV_PORT_SCAN_THRESHOLD),
             host_sweep_threshold: env_setting(&lookup, ENV_HOST_SWEEP_THRESHOLD),
             max_decoded_bytes: env_setting(&lookup, ENV_MAX_DECODED_BYTES),
+            incident_window: env_setting(&lookup, ENV_INCIDENT_WINDOW),
+            cooldown: env_setting(&lookup, ENV_COOLDOWN),
         }
     }
 
@@ -128,19 +155,26 @@ impl RawConfig {
             Some(s) => FlowFormat::parse(&s.value).map_err(|e: FormatError| s.invalid(e))?,
             None => FlowFormat::default_v2(),
         };
+        let thresholds = Thresholds {
+            port_scan: parse_count(self.port_scan_threshold.as_ref(), DEFAULT_THRESHOLD)?,
+            host_sweep: parse_count(self.host_sweep_threshold.as_ref(), DEFAULT_THRESHOLD)?,
+        };
         Ok(Config {
             vpc_cidrs,
             ignore_cidrs,
             format,
-            port_scan_threshold: parse_count(self.port_scan_threshold.as_ref(), DEFAULT_THRESHOLD)?,
-            host_sweep_threshold: parse_count(
-                self.host_sweep_threshold.as_ref(),
-                DEFAULT_THRESHOLD,
-            )?,
             max_decoded_bytes: parse_count(
                 self.max_decoded_bytes.as_ref(),
                 DEFAULT_MAX_DECODED_BYTES,
             )?,
+            incidents: IncidentPolicy {
+                thresholds,
+                window: parse_count(
+                    self.incident_window.as_ref(),
+                    DEFAULT_INCIDENT_WINDOW as usize,
+                )? as u64,
+                cooldown: parse_seconds(self.cooldown.as_ref(), DEFAULT_COOLDOWN)?,
+            },
         })
     }
 }
@@ -173,6 +207,17 @@ pub fn parse_count(setting: Option<&RawSetting>, default: usize) -> Result<usize
         Ok(n) => Ok(n),
         Err(_) => Err(s.invalid("not a whole number")),
     }
+}
+
+/// Parses a whole number of seconds, zero included, or returns `default` when absent.
+pub fn parse_seconds(setting: Option<&RawSetting>, default: u64) -> Result<u64, ConfigError> {
+    let Some(s) = setting else {
+        return Ok(default);
+    };
+    s.value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| s.invalid("not a whole number of seconds"))
 }
 
 /// Parses a comma-separated list of CIDR blocks; a bare address is a single-host block.
@@ -285,7 +330,30 @@ mod tests {
         .unwrap();
         assert_eq!(c.format, FlowFormat::default_v2());
         assert!(c.ignore_cidrs.is_empty());
-        assert_eq!(c.port_scan_threshold, 10);
-        assert_eq!(c.host_sweep_threshold, 10);
+        assert_eq!(
+            c.incidents.thresholds,
+            Thresholds {
+                port_scan: 10,
+                host_sweep: 10
+            }
+        );
+        assert_eq!((c.incidents.window, c.incidents.cooldown), (3600, 3600));
+    }
+
+    #[test]
+    fn the_incident_window_and_cooldown_are_read_in_seconds() {
+        let c = config(&[
+            ("VPC_CIDRS", "10.0.0.0/8"),
+            ("INCIDENT_WINDOW_SECONDS", "600"),
+            ("ALERT_COOLDOWN_SECONDS", "0"),
+        ])
+        .unwrap();
+        assert_eq!((c.incidents.window, c.incidents.cooldown), (600, 0));
+        let err = config(&[
+            ("VPC_CIDRS", "10.0.0.0/8"),
+            ("INCIDENT_WINDOW_SECONDS", "0"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("INCIDENT_WINDOW_SECONDS"), "{err}");
     }
 }

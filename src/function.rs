@@ -14,19 +14,19 @@ use serde_json::value::RawValue;
 
 use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
+use crate::detect::alert::{alerts_from_memory, Alert};
+use crate::detect::incident::IncidentMemory;
 use crate::input::decode::{scan_json, DecodeError};
-use crate::present::message::{alert_key, messages_for, OutgoingMessage};
-use crate::recent::RecentAlerts;
+use crate::input::scan::Report;
+use crate::present::message::{messages_for, OutgoingMessage};
+use crate::recent::DeliveredMessages;
 
 pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 pub const ENV_DRY_RUN: &str = "DRY_RUN";
 pub const ENV_MAX_ALERTS: &str = "MAX_ALERTS_PER_INVOCATION";
-pub const ENV_COOLDOWN: &str = "ALERT_COOLDOWN_SECONDS";
 
 /// Alert messages per invocation unless MAX_ALERTS_PER_INVOCATION says otherwise.
 pub const DEFAULT_MAX_ALERTS: usize = 10;
-/// The cooldown unless ALERT_COOLDOWN_SECONDS says otherwise.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(900);
 
 /// Every environment variable the function reads, the engine's included (the deployment
 /// template sets exactly these).
@@ -37,10 +37,11 @@ pub const ENVIRONMENT: &[&str] = &[
     crate::config::ENV_PORT_SCAN_THRESHOLD,
     crate::config::ENV_HOST_SWEEP_THRESHOLD,
     crate::config::ENV_MAX_DECODED_BYTES,
+    crate::config::ENV_INCIDENT_WINDOW,
+    crate::config::ENV_COOLDOWN,
     ENV_SNS_TOPIC_ARN,
     ENV_DRY_RUN,
     ENV_MAX_ALERTS,
-    ENV_COOLDOWN,
 ];
 
 /// The CloudWatch metrics namespace of the Embedded Metric Format line.
@@ -54,7 +55,8 @@ pub struct FunctionConfig {
     pub topic_arn: Option<String>,
     pub dry_run: bool,
     pub max_alerts: usize,
-    pub cooldown: Duration,
+    /// The function's region (`AWS_REGION`, set by Lambda), named in the alerts.
+    pub region: Option<String>,
 }
 
 impl FunctionConfig {
@@ -82,22 +84,12 @@ impl FunctionConfig {
             env_setting(&lookup, ENV_MAX_ALERTS).as_ref(),
             DEFAULT_MAX_ALERTS,
         )?;
-        let cooldown = match env_setting(&lookup, ENV_COOLDOWN) {
-            None => DEFAULT_COOLDOWN,
-            Some(s) => {
-                Duration::from_secs(s.value.trim().parse().map_err(|_| ConfigError::Invalid {
-                    origin: s.origin.clone(),
-                    value: s.value.clone(),
-                    reason: "not a whole number of seconds (0 turns the cooldown off)".into(),
-                })?)
-            }
-        };
         Ok(FunctionConfig {
             engine,
             topic_arn,
             dry_run,
             max_alerts,
-            cooldown,
+            region: env_setting(&lookup, "AWS_REGION").map(|s| s.value),
         })
     }
 }
@@ -135,11 +127,14 @@ pub struct Summary {
     pub malformed: u64,
     pub rejects: u64,
     pub findings: u64,
-    /// Alerts found in the batch.
+    /// Sources with findings in the batch.
+    pub sources: u64,
+    /// Alerts the incidents claimed (openings, escalations, reminders, and messages a retried
+    /// batch sends again).
     pub alerts: u64,
     /// Messages SNS accepted (alert messages and the digest).
     pub published: u64,
-    /// Alerts held back by the cooldown.
+    /// Sources with findings that needed no message: their incident was reported already.
     pub suppressed: u64,
     /// Alerts beyond MAX_ALERTS_PER_INVOCATION, listed in the digest.
     pub digested: u64,
@@ -178,19 +173,48 @@ pub struct Function<S> {
     config: FunctionConfig,
     /// `None` with `DRY_RUN=true`: messages are logged instead.
     sink: Option<S>,
-    recent: Mutex<RecentAlerts>,
+    incidents: Mutex<IncidentMemory>,
+    delivered: Mutex<DeliveredMessages>,
     policy: RetryPolicy,
+    clock: fn() -> u64,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl<S: AlertSink> Function<S> {
     pub fn new(config: FunctionConfig, sink: Option<S>, policy: RetryPolicy) -> Function<S> {
-        let recent = Mutex::new(RecentAlerts::new(config.cooldown));
         Function {
+            incidents: Mutex::new(IncidentMemory::new(config.engine.incidents)),
+            delivered: Mutex::new(DeliveredMessages::default()),
             config,
             sink,
-            recent,
             policy,
+            clock: unix_now,
         }
+    }
+
+    /// Reads the time from `clock` instead of the system's (tests).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Function<S> {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds the batch to its sources' incidents; the alerts they claim, most severe first.
+    fn decide(&self, report: &Report, now: u64) -> Vec<Alert> {
+        let mut incidents = self.incidents.lock().unwrap_or_else(|e| e.into_inner());
+        alerts_from_memory(
+            &mut incidents,
+            &report.activities,
+            report.fingerprint,
+            now,
+            &report.origin,
+            self.config.region.as_deref(),
+        )
     }
 
     /// Handles one event; `deadline` is the invocation's.
@@ -201,36 +225,25 @@ impl<S: AlertSink> Function<S> {
     ) -> Result<Summary, InvocationError> {
         let report = scan_json(payload, &self.config.engine)?;
         let fingerprint = report.fingerprint;
+        let alerts = self.decide(&report, (self.clock)());
+        let sources_alerted: std::collections::HashSet<_> =
+            alerts.iter().map(|a| a.source).collect();
         let mut summary = Summary {
             records: report.counts.records,
             malformed: report.counts.malformed,
             rejects: report.counts.rejects,
             findings: report.counts.findings,
-            alerts: report.alerts.len() as u64,
-            ..Summary::default()
+            sources: report.activities.len() as u64,
+            alerts: alerts.len() as u64,
+            suppressed: (report.activities.len() - sources_alerted.len()) as u64,
+            digested: alerts.len().saturating_sub(self.config.max_alerts) as u64,
+            published: 0,
         };
-        let messages = {
-            let now = Instant::now();
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            // Alerts this batch already sent keep their place, so that a retry splits alerts
-            // and digest as the first delivery did; they are dropped below.
-            let mut candidates = Vec::with_capacity(report.alerts.len());
-            for mut alert in report.alerts {
-                let key = alert_key(&alert);
-                if !recent.already_sent(fingerprint, &key) {
-                    if recent.hold_back(&key, now) {
-                        summary.suppressed += 1;
-                        continue;
-                    }
-                    alert.suppressed = recent.held_back(&key);
-                }
-                candidates.push(alert);
-            }
-            summary.digested = candidates.len().saturating_sub(self.config.max_alerts) as u64;
-            let mut messages = messages_for(&candidates, self.config.max_alerts);
-            messages.retain(|m| !recent.already_sent(fingerprint, &m.key));
-            messages
-        };
+        let mut messages = messages_for(&alerts, self.config.max_alerts);
+        {
+            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            messages.retain(|m| !delivered.already_sent(fingerprint, &m.key));
+        }
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");
@@ -241,10 +254,10 @@ impl<S: AlertSink> Function<S> {
         let outcome = publish_all(sink, &messages, deadline, self.policy).await;
         {
             let now = Instant::now();
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
-                recent.sent(fingerprint, &m.key, &m.covers, now);
+                delivered.sent(fingerprint, &m.key, now);
                 tracing::debug!(subject = %m.subject, "published");
             }
         }
@@ -363,6 +376,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                     malformed = s.malformed,
                     rejects = s.rejects,
                     findings = s.findings,
+                    sources = s.sources,
                     alerts = s.alerts,
                     published = s.published,
                     suppressed = s.suppressed,
@@ -418,19 +432,13 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_ten_alerts_and_fifteen_minutes() {
+    fn defaults_are_ten_alerts_an_hour_window_and_an_hour_between_reminders() {
         let c =
             FunctionConfig::from_env(env(&[("VPC_CIDRS", "10.0.0.0/16"), ("SNS_TOPIC_ARN", ARN)]))
                 .unwrap();
         assert_eq!(c.max_alerts, 10);
-        assert_eq!(c.cooldown, Duration::from_secs(900));
-        let c = FunctionConfig::from_env(env(&[
-            ("VPC_CIDRS", "10.0.0.0/16"),
-            ("SNS_TOPIC_ARN", ARN),
-            ("ALERT_COOLDOWN_SECONDS", "0"),
-        ]))
-        .unwrap();
-        assert!(c.cooldown.is_zero());
+        assert_eq!(c.engine.incidents.cooldown, 3600);
+        assert_eq!(c.engine.incidents.window, 3600);
     }
 
     fn function(cooldown: &str) -> Function<ScriptedSink> {
@@ -449,13 +457,14 @@ mod tests {
         Function::new(config, Some(ScriptedSink::default()), policy)
     }
 
-    fn document(sources: &[&str], first_id: usize) -> Vec<u8> {
-        let events: Vec<_> = sources
+    /// A delivery of one log stream: one REJECT per (source, destination) pair.
+    fn document(flows: &[(&str, &str)], first_id: usize) -> Vec<u8> {
+        let events: Vec<_> = flows
             .iter()
             .enumerate()
-            .map(|(i, s)| {
+            .map(|(i, (s, d))| {
                 serde_json::json!({"id": (first_id + i).to_string(), "timestamp": 0,
-                "message": format!("2 111122223333 eni-1 {s} 10.0.9.9 1 22 6 1 40 1 2 REJECT OK")})
+                "message": format!("2 111122223333 eni-1 {s} {d} 40000 22 6 1 40 1 2 REJECT OK")})
             })
             .collect();
         serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": "g",
@@ -464,8 +473,17 @@ mod tests {
         .into_bytes()
     }
 
+    fn sources(sources: &[&str], first_id: usize) -> Vec<u8> {
+        let flows: Vec<(&str, &str)> = sources.iter().map(|s| (*s, "10.0.9.9")).collect();
+        document(&flows, first_id)
+    }
+
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(10)
+    }
+
+    fn subjects(f: &Function<ScriptedSink>) -> Vec<String> {
+        f.sink.as_ref().unwrap().subjects.lock().unwrap().clone()
     }
 
     #[tokio::test]
@@ -473,7 +491,7 @@ mod tests {
         let f = function("0");
         let s = f
             .handle(
-                &document(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"], 0),
+                &sources(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"], 0),
                 later(),
             )
             .await
@@ -482,34 +500,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_source_in_cooldown_is_held_back_and_mentioned_next_time() {
-        let f = function("900");
-        f.handle(&document(&["10.0.0.1"], 0), later())
-            .await
-            .unwrap();
+    async fn a_sweep_delivered_one_target_per_invocation_sends_medium_then_high() {
+        let f = function("3600");
+        let mut published = 0;
+        for host in 0..12 {
+            let target = format!("10.0.2.{host}");
+            let s = f
+                .handle(&document(&[("10.0.4.9", &target)], host * 10), later())
+                .await
+                .unwrap();
+            published += s.published;
+        }
+        assert_eq!(published, 2);
+        assert_eq!(
+            subjects(&f),
+            [
+                "[MEDIUM] 10.0.4.9 probed 1 port on 1 host (111122223333)",
+                "[HIGH, escalated] 10.0.4.9 probed 1 port on 10 hosts (111122223333)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repeats_of_a_reported_incident_are_quiet() {
+        let f = function("3600");
+        f.handle(&sources(&["10.0.0.1"], 0), later()).await.unwrap();
         let s = f
-            .handle(&document(&["10.0.0.1"], 100), later())
+            .handle(&sources(&["10.0.0.1"], 100), later())
             .await
             .unwrap();
-        assert_eq!((s.alerts, s.published, s.suppressed), (1, 0, 1));
-        let recent = f.recent.lock().unwrap();
-        assert_eq!(recent.held_back("alert:111122223333:10.0.0.1"), 1);
+        assert_eq!((s.alerts, s.published, s.suppressed), (0, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_zero_cooldown_sends_a_reminder_with_every_new_delivery() {
+        let f = function("0");
+        f.handle(&sources(&["10.0.0.1"], 0), later()).await.unwrap();
+        let s = f
+            .handle(&sources(&["10.0.0.1"], 100), later())
+            .await
+            .unwrap();
+        assert_eq!(s.published, 1);
+        assert!(
+            subjects(&f)[1].starts_with("[MEDIUM, ongoing] 10.0.0.1"),
+            "{:?}",
+            subjects(&f)
+        );
     }
 
     #[tokio::test]
     async fn a_retried_event_does_not_send_again_what_it_sent() {
         let f = function("0");
-        let event = document(&["10.0.0.1", "10.0.0.2"], 0);
+        let event = sources(&["10.0.0.1", "10.0.0.2"], 0);
         assert_eq!(f.handle(&event, later()).await.unwrap().published, 2);
         let again = f.handle(&event, later()).await.unwrap();
-        assert_eq!((again.alerts, again.published, again.suppressed), (2, 0, 0));
+        assert_eq!((again.alerts, again.published), (2, 0));
         assert_eq!(f.sink.as_ref().unwrap().calls.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn when_sns_fails_the_invocation_fails_and_a_retry_sends_everything() {
-        let f = function("900");
-        let event = document(&["10.0.0.1"], 0);
+        let f = function("3600");
+        let event = sources(&["10.0.0.1"], 0);
         let down = CallFailure {
             reason: "cannot reach SNS".into(),
             retryable: true,
@@ -527,11 +579,38 @@ mod tests {
                 .contains("1 of 1 alert messages could not be published"),
             "{err}"
         );
+        // Another delivery of the same source: the message is claimed by the failed batch.
+        let other = f
+            .handle(&sources(&["10.0.0.1"], 100), later())
+            .await
+            .unwrap();
+        assert_eq!(other.published, 0);
         let s = f.handle(&event, later()).await.unwrap();
         assert_eq!(
-            (s.published, s.suppressed),
-            (1, 0),
-            "a failed alert does not start a cooldown"
+            s.published, 1,
+            "the retried batch sends the message it claimed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_goes_through_the_incidents() {
+        let config =
+            FunctionConfig::from_env(env(&[("VPC_CIDRS", "10.0.0.0/16"), ("DRY_RUN", "true")]))
+                .unwrap();
+        let f: Function<ScriptedSink> = Function::new(config, None, RetryPolicy::default());
+        assert_eq!(
+            f.handle(&sources(&["10.0.0.1"], 0), later())
+                .await
+                .unwrap()
+                .alerts,
+            1
+        );
+        assert_eq!(
+            f.handle(&sources(&["10.0.0.1"], 9), later())
+                .await
+                .unwrap()
+                .alerts,
+            0
         );
     }
 

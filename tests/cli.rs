@@ -91,23 +91,28 @@ fn an_internal_reject_event_gives_one_alert_with_the_documented_keys() {
     let alerts = alerts(&out);
     assert_eq!(alerts.len(), 1);
     let a = &alerts[0];
-    assert_eq!(a["account"], "210987654321");
+    assert_eq!(a["accounts"], serde_json::json!(["210987654321"]));
     assert_eq!(a["source"], "10.0.1.25");
     assert_eq!(a["records"], 2);
     assert_eq!(a["packets"], 5);
     assert_eq!(a["bytes"], 300);
-    assert_eq!(a["destinations"], 1);
-    assert_eq!(a["ports"], 2);
     assert_eq!(
-        a["interfaces"],
+        a["destinations"],
+        serde_json::json!({"count": 1, "exact": true})
+    );
+    assert_eq!(a["ports"], serde_json::json!({"count": 2, "exact": true}));
+    assert_eq!(
+        a["rejected_at"]["interfaces"],
         serde_json::json!(["eni-0a1b2c3d4e5f60718"])
     );
     assert_eq!(a["first_seen"], 1764195240);
     assert_eq!(a["last_seen"], 1764195300);
     assert_eq!(a["severity"], "medium");
+    assert_eq!(a["kind"], "probe");
+    assert_eq!(a["reason"], "opened");
     assert_eq!(a["log_group"], "/vpc/flow-logs");
     assert!(stderr(&out).contains(
-        "events/internal-reject.json: 6 records, 0 malformed, 4 rejects, 2 findings, 1 alert"
+        "events/internal-reject.json: 6 records, 0 malformed, 4 rejects, 2 findings, 1 source"
     ));
 }
 
@@ -175,11 +180,11 @@ fn a_custom_format_reads_pkt_srcaddr_as_the_source() {
     assert_eq!(alerts.len(), 1, "{}", stderr(&out));
     assert_eq!(alerts[0]["source"], "10.0.6.14");
     assert_eq!(
-        alerts[0]["instance_ids"],
+        alerts[0]["sender"]["instances"],
         serde_json::json!(["i-0123456789abcdef0"])
     );
     assert_eq!(
-        alerts[0]["vpc_ids"],
+        alerts[0]["sender"]["vpcs"],
         serde_json::json!(["vpc-0d1e2f3a4b5c6d7e8"])
     );
 }
@@ -282,9 +287,9 @@ fn an_s3_gzip_file_with_a_header_uses_the_header_as_its_format() {
     assert_eq!(alerts.len(), 3);
     assert!(alerts
         .iter()
-        .all(|a| a["ports"] == 12 && a["severity"] == "high"));
+        .all(|a| a["ports"]["count"] == 12 && a["severity"] == "high"));
     assert!(
-        stderr(&out).contains("4000 records, 0 malformed, 2000 rejects, 2000 findings, 3 alerts")
+        stderr(&out).contains("4000 records, 0 malformed, 2000 rejects, 2000 findings, 3 sources")
     );
 }
 
@@ -310,7 +315,7 @@ fn a_ten_thousand_record_event_is_read_whole() {
     let out = check_json(&path);
     assert_eq!(alerts(&out).len(), 10_000);
     assert!(stderr(&out)
-        .contains("10000 records, 0 malformed, 10000 rejects, 10000 findings, 10000 alerts"));
+        .contains("10000 records, 0 malformed, 10000 rejects, 10000 findings, 10000 sources"));
 }
 
 #[test]

@@ -52,9 +52,9 @@ proptest! {
         let line = fields.join(" ");
         let mut scanner = Scanner::new(&config);
         scanner.record(&line, Some("111122223333"));
-        let report = scanner.finish(&Origin::default());
+        let report = scanner.finish(Origin::default());
         prop_assert_eq!(report.counts.records, 1);
-        prop_assert!(report.alerts.len() <= 1);
+        prop_assert!(report.activities.len() <= 1);
         let c = report.counts;
         prop_assert!(c.findings <= c.rejects && c.rejects + c.malformed <= c.records);
     }
@@ -128,7 +128,7 @@ proptest! {
         let fast = vpc_flow_alert::scan_json(&gzip_event(&compact), &config).unwrap();
         let slow = vpc_flow_alert::scan_json(&gzip_event(&unusual), &config).unwrap();
         prop_assert_eq!(fast.counts, slow.counts);
-        prop_assert_eq!(fast.alerts, slow.alerts);
+        prop_assert_eq!(fast.activities, slow.activities);
         prop_assert_eq!(fast.fingerprint, slow.fingerprint);
     }
 }

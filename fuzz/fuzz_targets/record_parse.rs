@@ -22,8 +22,8 @@ fuzz_target!(|text: &str| {
     for line in text.lines() {
         scanner.record(line, Some("123456789012"));
     }
-    let report = scanner.finish(&Origin::default());
+    let report = scanner.finish(Origin::default());
     let c = report.counts;
     assert!(c.findings <= c.rejects && c.rejects + c.malformed <= c.records);
-    assert!(report.alerts.len() as u64 <= c.findings);
+    assert!(report.activities.len() as u64 <= c.findings);
 });

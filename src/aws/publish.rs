@@ -328,6 +328,8 @@ pub(crate) mod testing {
     pub(crate) struct ScriptedSink {
         pub(crate) script: Mutex<Vec<Result<Vec<EntryFailure>, CallFailure>>>,
         pub(crate) calls: Mutex<Vec<Vec<String>>>,
+        /// The subjects of every message offered, in order.
+        pub(crate) subjects: Mutex<Vec<String>>,
     }
 
     impl AlertSink for ScriptedSink {
@@ -340,6 +342,10 @@ pub(crate) mod testing {
                 .lock()
                 .unwrap()
                 .push(batch.iter().map(|m| m.key.clone()).collect());
+            self.subjects
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|m| m.subject.clone()));
             let mut script = self.script.lock().unwrap();
             if script.is_empty() {
                 Ok(vec![])
@@ -361,7 +367,6 @@ mod tests {
             subject: format!("s{n}"),
             body: "x".repeat(body_len),
             attributes: vec![],
-            covers: vec![format!("alert:{n}")],
         }
     }
 
@@ -526,7 +531,6 @@ mod sns_tests {
                 subject: "s".into(),
                 body: r#"{"default":"x"}"#.into(),
                 attributes: vec![("severity", "high".into())],
-                covers: vec![],
             })
             .collect()
     }

@@ -4,6 +4,11 @@
 //! `REJECT`, and its source (`pkt-srcaddr` when present, else `srcaddr`) lies inside one of the
 //! VPC CIDRs and none of the ignored ones. Internet traffic rejected at the edge is noise; a
 //! reject whose source is one of our own hosts is the alert worth waking someone for.
+//!
+//! A finding is also told apart as a probe or a *response*: a server's reply dropped by a
+//! stateless network ACL that has no rule for return traffic is recorded with the server as
+//! the source. `tcp-flags` with SYN-ACK says so; without flags, a source port below 1024 to a
+//! destination port of 1024 or above (a service answering a client's ephemeral port) does.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -31,6 +36,7 @@ pub struct Finding<'a> {
     pub account: Option<&'a str>,
     pub source: IpAddr,
     pub destination: Option<IpAddr>,
+    pub srcport: Option<u16>,
     pub dstport: Option<u16>,
     pub protocol: Option<u8>,
     pub packets: u64,
@@ -41,6 +47,37 @@ pub struct Finding<'a> {
     pub vpc_id: Option<&'a str>,
     pub subnet_id: Option<&'a str>,
     pub instance_id: Option<&'a str>,
+    /// OR of the TCP flags over the interval, when the format has `tcp-flags` and it is not `-`.
+    pub tcp_flags: Option<u16>,
+    /// `flow-direction`: which side's interface recorded the reject.
+    pub direction: Option<Direction>,
+}
+
+/// Which way the traffic went at the interface that recorded it (`flow-direction`, version 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Arriving at the interface: the interface is the receiver's.
+    Ingress,
+    /// Leaving the interface: the interface is the sender's own.
+    Egress,
+}
+
+/// SYN-ACK: the flags of a reply to a connection request.
+const SYN_ACK: u16 = 18;
+
+impl Finding<'_> {
+    /// Whether this is a reply (a server answering a client) rather than a probe: SYN-ACK in
+    /// the flags, or, when there are no flags, a well-known source port answering an ephemeral
+    /// destination port.
+    pub fn is_response(&self) -> bool {
+        match self.tcp_flags {
+            Some(flags) => flags & SYN_ACK == SYN_ACK,
+            None => matches!(
+                (self.srcport, self.dstport),
+                (Some(src), Some(dst)) if src < 1024 && dst >= 1024
+            ),
+        }
+    }
 }
 
 /// Applies the rule to one record.
@@ -79,6 +116,7 @@ fn read_finding<'a>(
         account: record.get(f.account_id),
         source,
         destination: preferred_address(record, f.pkt_dstaddr, f.dstaddr).ok()?,
+        srcport: number(record, f.srcport)?,
         dstport: number(record, f.dstport)?,
         protocol: number(record, f.protocol)?,
         packets: number(record, f.packets)?.unwrap_or(0),
@@ -89,6 +127,12 @@ fn read_finding<'a>(
         vpc_id: record.get(f.vpc_id),
         subnet_id: record.get(f.subnet_id),
         instance_id: record.get(f.instance_id),
+        tcp_flags: number(record, f.tcp_flags)?,
+        direction: match record.get(f.flow_direction) {
+            Some("ingress") => Some(Direction::Ingress),
+            Some("egress") => Some(Direction::Egress),
+            _ => None,
+        },
     })
 }
 
@@ -249,6 +293,37 @@ mod tests {
             verdict(&REJECT.replace(" 3389 ", " http "), &c),
             Verdict::Malformed
         );
+    }
+
+    #[test]
+    fn syn_ack_in_the_flags_makes_a_response_and_syn_alone_a_probe() {
+        let c = config(
+            "10.0.0.0/16",
+            Some("${srcaddr} ${dstaddr} ${srcport} ${dstport} ${tcp-flags} ${flow-direction} ${action}"),
+        );
+        let finding = |line| match verdict(line, &c) {
+            Verdict::Finding(f) => f,
+            other => panic!("{other:?}"),
+        };
+        let reply = finding("10.0.1.5 10.0.2.9 443 50123 18 egress REJECT");
+        assert!(reply.is_response());
+        assert_eq!(reply.direction, Some(Direction::Egress));
+        // A probe of a high port from a low port: the flags say SYN, so it is a probe.
+        assert!(!finding("10.0.1.5 10.0.2.9 80 8080 2 ingress REJECT").is_response());
+        // Invalid flags (`-`): the ports decide.
+        assert!(finding("10.0.1.5 10.0.2.9 443 50123 - - REJECT").is_response());
+    }
+
+    #[test]
+    fn without_flags_a_low_source_port_to_an_ephemeral_port_is_a_response() {
+        let c = config("172.31.0.0/16", None);
+        let is_response = |line: &str| match verdict(line, &c) {
+            Verdict::Finding(f) => f.is_response(),
+            other => panic!("{other:?}"),
+        };
+        assert!(is_response(&REJECT.replace(" 49761 3389 ", " 443 49761 ")));
+        assert!(!is_response(REJECT), "49761 -> 3389 is a probe");
+        assert!(!is_response(&REJECT.replace(" 49761 3389 ", " 123 123 ")));
     }
 
     #[test]

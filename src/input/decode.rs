@@ -125,7 +125,7 @@ impl LogsDocument<'_> {
             log_group: self.log_group.as_deref().map(str::to_owned),
             log_stream: self.log_stream.as_deref().map(str::to_owned),
         };
-        let mut report = scanner.finish(&origin);
+        let mut report = scanner.finish(origin);
         report.fingerprint = fingerprint(events);
         report
     }
@@ -461,7 +461,7 @@ pub fn scan_lines(mut reader: impl BufRead, config: &Config) -> Result<Report, D
         }
         scanner.record(text, None);
     }
-    Ok(scanner.finish(&Origin::default()))
+    Ok(scanner.finish(Origin::default()))
 }
 
 /// Reads one line into `line` unless it is longer than [`MAX_LINE_BYTES`], in which case the
@@ -540,10 +540,10 @@ mod tests {
         let from_event = scan_reader(event(&doc).as_bytes(), &config()).unwrap();
         let from_doc = scan_reader(doc.as_bytes(), &config()).unwrap();
         assert_eq!(from_event.counts, from_doc.counts);
-        assert_eq!(from_event.alerts, from_doc.alerts);
+        assert_eq!(from_event.activities, from_doc.activities);
         assert_eq!(
-            from_event.alerts[0].log_stream.as_deref(),
-            Some("eni-1235b8ca123456789-all")
+            from_event.activities[0].log_streams.lowest(1),
+            ["eni-1235b8ca123456789-all"]
         );
         assert!(from_event.fingerprint.is_some());
     }
@@ -604,7 +604,7 @@ mod tests {
         let doc = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Lambda."}]}"#;
         let report = scan_reader(event(doc).as_bytes(), &config()).unwrap();
         assert_eq!(report.counts.records, 0);
-        assert!(report.alerts.is_empty());
+        assert!(report.activities.is_empty());
     }
 
     #[test]
@@ -682,7 +682,7 @@ mod tests {
                 "the default-format record does not fit the header"
             );
             assert_eq!(report.counts.findings, 1);
-            assert_eq!(report.alerts[0].source.to_string(), "172.31.1.1");
+            assert_eq!(report.activities[0].source.to_string(), "172.31.1.1");
         }
     }
 

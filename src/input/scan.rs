@@ -1,6 +1,6 @@
-//! The scan of one input: records in, counts and alerts out.
+//! The scan of one input: records in, counts and each source's activity out.
 //!
-//! [`Scanner`] ties the stages together for a stream of lines (split, classify, aggregate) and
+//! [`Scanner`] ties the stages together for a stream of lines (split, classify, group) and
 //! keeps the counts a user sees in the summary. It holds no I/O: the decoder feeds it lines.
 
 use std::borrow::Cow;
@@ -9,7 +9,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::detect::alert::{Aggregator, Alert, Origin, Thresholds};
+use crate::detect::activity::{Activity, Aggregator};
+use crate::detect::alert::Origin;
 use crate::detect::rule::{classify, Verdict};
 use crate::flow::format::FlowFormat;
 use crate::flow::record::RecordSplitter;
@@ -31,7 +32,9 @@ pub struct Counts {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub counts: Counts,
-    pub alerts: Vec<Alert>,
+    /// What each source did in this input, by source address.
+    pub activities: Vec<Activity>,
+    pub origin: Origin,
     /// The log event ids of a CloudWatch Logs batch, hashed: the same batch delivered twice has
     /// the same fingerprint. `None` for inputs without ids.
     pub fingerprint: Option<u64>,
@@ -89,28 +92,25 @@ impl<'c> Scanner<'c> {
         self.counts.malformed += 1;
     }
 
-    /// The counts and the ordered alerts.
-    pub fn finish(self, origin: &Origin) -> Report {
-        let thresholds = Thresholds {
-            port_scan: self.config.port_scan_threshold,
-            host_sweep: self.config.host_sweep_threshold,
-        };
+    /// The counts and each source's activity.
+    pub fn finish(self, origin: Origin) -> Report {
         Report {
             counts: self.counts,
-            alerts: self.aggregator.finish(thresholds, origin),
+            activities: self.aggregator.finish(origin.log_stream.as_deref()),
+            origin,
             fingerprint: None,
         }
     }
 }
 
 impl fmt::Display for Report {
-    /// The one-line summary: `14 records, 0 malformed, 3 rejects, 2 findings, 1 alert`.
+    /// The one-line summary: `14 records, 0 malformed, 3 rejects, 2 findings, 1 source`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
-        let n = self.alerts.len();
+        let n = self.activities.len();
         write!(
             f,
-            "{} records, {} malformed, {} rejects, {} findings, {} alert{}",
+            "{} records, {} malformed, {} rejects, {} findings, {} source{}",
             c.records,
             c.malformed,
             c.rejects,
@@ -144,7 +144,7 @@ mod tests {
         ] {
             scanner.record(line, None);
         }
-        let report = scanner.finish(&Origin::default());
+        let report = scanner.finish(Origin::default());
         assert_eq!(
             report.counts,
             Counts {
@@ -154,10 +154,10 @@ mod tests {
                 findings: 1
             }
         );
-        assert_eq!(report.alerts.len(), 1);
+        assert_eq!(report.activities.len(), 1);
         assert_eq!(
             report.to_string(),
-            "6 records, 1 malformed, 2 rejects, 1 findings, 1 alert"
+            "6 records, 1 malformed, 2 rejects, 1 findings, 1 source"
         );
     }
 }

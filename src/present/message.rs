@@ -16,16 +16,14 @@ pub const DIGEST_LISTED: usize = 50;
 /// A message ready for SNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    /// Identifies what the message is about, across retries of the same event:
-    /// `alert:<account>:<source>` or `digest`.
+    /// Identifies the message across retries of the same event: the alert's id (stable for an
+    /// incident and level), or `digest`.
     pub key: String,
     pub subject: String,
     /// The `MessageStructure=json` document.
     pub body: String,
-    /// `severity`, `source`, `account`: String message attributes.
+    /// `severity`, `kind`, `source`, `account`: String message attributes.
     pub attributes: Vec<(&'static str, String)>,
-    /// The keys of the alerts this message tells about: its own, or every alert of a digest.
-    pub covers: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -39,16 +37,15 @@ impl OutgoingMessage {
     /// The message for one alert.
     pub fn alert(alert: &Alert) -> OutgoingMessage {
         let default = render::json(alert);
-        let key = alert_key(alert);
         OutgoingMessage {
-            covers: vec![key.clone()],
-            key,
+            key: alert.id.clone(),
             subject: render::subject(alert),
             body: structured(&default, &render::email(alert), &render::sms(alert)),
             attributes: vec![
                 ("severity", alert.severity.as_str().to_string()),
+                ("kind", alert.kind.as_str().to_string()),
                 ("source", alert.source.to_string()),
-                ("account", alert.account.clone()),
+                ("account", alert.account().to_string()),
             ],
         }
     }
@@ -60,8 +57,7 @@ impl OutgoingMessage {
             .map(|a| a.severity)
             .min()
             .unwrap_or(Severity::Medium);
-        let account =
-            single(alerts.iter().map(|a| a.account.as_str())).unwrap_or("several accounts");
+        let account = single(alerts.iter().map(Alert::account)).unwrap_or("several accounts");
         let n = alerts.len();
         let subject = format!(
             "[{}] {n} more source{} sent rejected traffic (digest, {account})",
@@ -87,7 +83,7 @@ impl OutgoingMessage {
                 alert.source,
                 render::activity(alert),
                 alert.records,
-                alert.account
+                alert.account()
             ));
         }
         if n > listed.len() {
@@ -108,11 +104,11 @@ impl OutgoingMessage {
         }
         OutgoingMessage {
             key: "digest".into(),
-            covers: alerts.iter().map(alert_key).collect(),
             subject: render::subject_line(&subject),
             body: structured(&default, &email, &sms),
             attributes: vec![
                 ("severity", severity.as_str().to_string()),
+                ("kind", "digest".to_string()),
                 ("source", "digest".to_string()),
                 ("account", account.to_string()),
             ],
@@ -129,11 +125,6 @@ impl OutgoingMessage {
                 .map(|(k, v)| k.len() + v.len() + "String".len())
                 .sum::<usize>()
     }
-}
-
-/// Identifies an alert across deliveries of the same event.
-pub fn alert_key(alert: &Alert) -> String {
-    format!("alert:{}:{}", alert.account, alert.source)
 }
 
 /// The messages for `alerts` (already ordered most severe first): at most `cap` alert
@@ -158,8 +149,10 @@ fn structured(default: &str, email: &str, sms: &str) -> String {
 
 fn brief_json(alert: &Alert) -> serde_json::Value {
     serde_json::json!({
+        "id": alert.id,
         "severity": alert.severity,
-        "account": alert.account,
+        "kind": alert.kind,
+        "accounts": alert.accounts,
         "source": alert.source,
         "records": alert.records,
         "destinations": alert.destinations,
@@ -175,30 +168,14 @@ fn single<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::present::render::tests::alert as sample;
 
     fn alert(source: &str, severity: Severity) -> Alert {
-        Alert {
-            severity,
-            account: "210987654321".into(),
-            source: source.parse().unwrap(),
-            records: 2,
-            packets: 2,
-            bytes: 80,
-            destinations: 1,
-            ports: 1,
-            interfaces: vec![],
-            first_seen: None,
-            last_seen: None,
-            vpc_ids: vec![],
-            subnet_ids: vec![],
-            instance_ids: vec![],
-            protocols: vec![6],
-            sample_destinations: vec![],
-            sample_ports: vec![22],
-            log_group: None,
-            log_stream: None,
-            suppressed: 0,
-        }
+        let mut a = sample();
+        a.source = source.parse().unwrap();
+        a.severity = severity;
+        a.id = format!("{source}@1/{}", severity.as_str());
+        a
     }
 
     #[test]
@@ -214,11 +191,12 @@ mod tests {
             m.attributes,
             [
                 ("severity", "high".to_string()),
+                ("kind", "port-scan".to_string()),
                 ("source", "10.0.0.7".to_string()),
                 ("account", "210987654321".to_string())
             ]
         );
-        assert_eq!(m.key, "alert:210987654321:10.0.0.7");
+        assert_eq!(m.key, "10.0.0.7@1/high");
     }
 
     #[test]

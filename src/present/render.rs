@@ -6,23 +6,44 @@
 
 use std::fmt::Write as _;
 
-use crate::detect::alert::{Alert, Severity};
+use crate::detect::activity::seconds;
+
+use crate::detect::alert::{Alert, Count, Kind, Places};
+use crate::detect::incident::Reason;
 
 /// The longest subject SNS accepts is 99 characters (under 100).
 pub const SUBJECT_MAX: usize = 99;
 /// One SMS segment of GSM-7 characters.
 pub const SMS_MAX: usize = 160;
 
-/// `[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)`
+/// `[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)`; an escalation says
+/// `[HIGH, escalated]`, a reminder `[HIGH, ongoing]`.
 pub fn subject(alert: &Alert) -> String {
     let text = format!(
         "[{}] {} {} ({})",
-        alert.severity.as_str().to_ascii_uppercase(),
+        level_tag(alert),
         alert.source,
         activity(alert),
-        alert.account
+        accounts_brief(alert)
     );
     subject_line(&text)
+}
+
+fn level_tag(alert: &Alert) -> String {
+    let level = alert.severity.as_str().to_ascii_uppercase();
+    match alert.reason {
+        Reason::Opened => level,
+        Reason::Escalated => format!("{level}, escalated"),
+        Reason::Reminder => format!("{level}, ongoing"),
+    }
+}
+
+/// `210987654321`, or `210987654321 +2` when the records were captured in several accounts.
+fn accounts_brief(alert: &Alert) -> String {
+    match alert.accounts.len() {
+        0 | 1 => alert.account().to_string(),
+        n => format!("{} +{}", alert.account(), n - 1),
+    }
 }
 
 /// Makes any text a valid SNS subject: printable ASCII, at most [`SUBJECT_MAX`] characters.
@@ -30,21 +51,22 @@ pub fn subject_line(text: &str) -> String {
     clip(&printable_ascii(text), SUBJECT_MAX)
 }
 
-/// A one-segment text message: severity, source, what it probed, account.
+/// A one-segment text message: severity, source, what it did, account.
 pub fn sms(alert: &Alert) -> String {
     let mut text = format!(
         "VPC {}: {} {}",
-        alert.severity.as_str().to_ascii_uppercase(),
+        level_tag(alert),
         alert.source,
         activity(alert)
     );
     // Optional details, most useful first; each is added only if the whole still fits.
-    let mut extras = vec![example_target(alert)];
-    extras.push(Some(format!("{} rejects", alert.records)));
-    extras.push(window(alert).map(|(from, to)| format!("{}-{}Z", &from[11..16], &to[11..16])));
-    extras.push(Some(format!("acct {}", alert.account)));
-    extras.push(alert.interfaces.first().cloned());
-    extras.push(alert.instance_ids.first().cloned());
+    let extras = [
+        example_target(alert),
+        Some(format!("{} reject{}", alert.records, plural(alert.records))),
+        window(alert).map(|(from, to)| format!("{}-{}Z", &from[11..16], &to[11..16])),
+        Some(format!("acct {}", alert.account())),
+        alert.sender.instances.first().map(|i| format!("from {i}")),
+    ];
     for extra in extras.into_iter().flatten() {
         let extra = gsm_safe(&extra);
         if text.len() + 2 + extra.len() <= SMS_MAX {
@@ -57,115 +79,189 @@ pub fn sms(alert: &Alert) -> String {
 
 /// The email report: what was rejected, why it matters, the evidence, and what to do next.
 pub fn email(alert: &Alert) -> String {
-    let mut m = String::with_capacity(2048);
-    let level = alert.severity.as_str().to_ascii_uppercase();
-    let _ = writeln!(m, "VPC Flow Alert: {level} severity\n");
+    let mut m = String::with_capacity(3072);
     let _ = writeln!(
         m,
-        "{source}, an address inside your VPC, sent traffic that the network rejected: it {what}, in {records} flow log record{s}.",
-        source = alert.source,
-        what = activity(alert),
-        records = alert.records,
-        s = plural(alert.records),
+        "VPC Flow Alert: {} severity ({})\n",
+        alert.severity.as_str().to_ascii_uppercase(),
+        alert.kind.as_str()
     );
-    let _ = writeln!(
-        m,
-        "{}\n",
-        match alert.severity {
-            Severity::High => "That many ports or hosts is the pattern of a port scan or a host sweep: a compromised or misconfigured instance probing its neighbours. Treat it as urgent.",
-            Severity::Medium => "Rejected traffic from your own address space usually means a misconfigured application or security group, and sometimes the first step of an intruder probing its neighbours.",
-        }
-    );
+    let _ = writeln!(m, "{}\n", headline(alert));
+    let _ = writeln!(m, "{}\n", meaning(alert));
 
-    let _ = writeln!(m, "SOURCE");
+    let _ = writeln!(m, "SENDER");
     line(&mut m, "Address", &alert.source.to_string());
-    line(&mut m, "Account", &alert.account);
-    line(
-        &mut m,
-        "Interfaces",
-        &list_or(&alert.interfaces, "not in the flow log records"),
-    );
-    line(
-        &mut m,
-        "Instances",
-        &list_or(
-            &alert.instance_ids,
-            "not in the flow log format (add ${instance-id})",
-        ),
-    );
-    line(
-        &mut m,
-        "Subnets",
-        &list_or(
-            &alert.subnet_ids,
-            "not in the flow log format (add ${subnet-id})",
-        ),
-    );
-    line(
-        &mut m,
-        "VPCs",
-        &list_or(&alert.vpc_ids, "not in the flow log format (add ${vpc-id})"),
-    );
-
-    let _ = writeln!(m, "\nREJECTED TRAFFIC");
-    line(&mut m, "Records", &alert.records.to_string());
-    line(&mut m, "Packets", &alert.packets.to_string());
-    line(&mut m, "Bytes", &alert.bytes.to_string());
-    let protocols: Vec<String> = alert.protocols.iter().map(|&p| protocol_name(p)).collect();
-    line(&mut m, "Protocols", &list_or(&protocols, "-"));
-    let hosts: Vec<String> = alert
-        .sample_destinations
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    line(&mut m, "Hosts", &counted(alert.destinations, &hosts));
-    let ports: Vec<String> = alert.sample_ports.iter().map(ToString::to_string).collect();
-    line(&mut m, "Ports", &counted(alert.ports, &ports));
-    match window(alert) {
-        Some((from, to)) => line(&mut m, "Window", &format!("{from} to {to} UTC")),
-        None => line(&mut m, "Window", "unknown (no start/end in the records)"),
-    }
-    if alert.suppressed > 0 {
+    line(&mut m, "Find it", &find_sender_command(alert));
+    let sender = describe_places(&alert.sender);
+    if !sender.is_empty() {
         line(
             &mut m,
-            "Held back",
+            "Its interface",
             &format!(
-                "{} earlier alert{} for this source (cooldown)",
-                alert.suppressed,
-                plural(alert.suppressed)
+                "{} (from records leaving it, flow-direction egress)",
+                sender.join("; ")
             ),
         );
     }
 
-    let _ = writeln!(m, "\nWHERE TO LOOK");
+    let _ = writeln!(m, "\nREJECTED AT (where the records were captured: the receivers' side for inbound rejects, not the sender)");
+    let at = describe_places(&alert.rejected_at);
+    if at.is_empty() {
+        line(&mut m, "Interfaces", "not in the flow log records");
+    }
+    for item in at {
+        let (label, value) = item.split_once(": ").unwrap_or(("Ids", &item));
+        line(&mut m, label, value);
+    }
+    line(&mut m, "Accounts", &list_or(&alert.accounts, "-"));
     line(
         &mut m,
         "Log group",
         alert.log_group.as_deref().unwrap_or("-"),
     );
+    line(&mut m, "Log streams", &list_or(&alert.log_streams, "-"));
+
+    let _ = writeln!(m, "\nREJECTED TRAFFIC (the whole incident so far)");
     line(
         &mut m,
-        "Log stream",
-        alert.log_stream.as_deref().unwrap_or("-"),
+        "Records",
+        &format!(
+            "{} ({} probe{}, {} repl{})",
+            alert.records,
+            alert.probes,
+            plural(alert.probes),
+            alert.responses,
+            if alert.responses == 1 { "y" } else { "ies" }
+        ),
+    );
+    line(&mut m, "Packets", &alert.packets.to_string());
+    line(&mut m, "Bytes", &alert.bytes.to_string());
+    let protocols: Vec<String> = alert.protocols.iter().map(|&p| protocol_name(p)).collect();
+    line(&mut m, "Protocols", &list_or(&protocols, "-"));
+    if alert.probes > 0 {
+        line(
+            &mut m,
+            "Hosts",
+            &counted(alert.destinations, &strings(&alert.sample_destinations)),
+        );
+        line(
+            &mut m,
+            "Ports",
+            &counted(alert.ports, &strings(&alert.sample_ports)),
+        );
+    }
+    if alert.responses > 0 {
+        line(
+            &mut m,
+            "Replies from",
+            &format!(
+                "port {}",
+                counted(alert.service_ports, &strings(&alert.sample_service_ports))
+            ),
+        );
+        line(
+            &mut m,
+            "Replies to",
+            &format!(
+                "{} client{}",
+                counted(alert.peers, &strings(&alert.sample_peers)),
+                plural(alert.peers.count as u64)
+            ),
+        );
+    }
+    match window(alert) {
+        Some((from, to)) => line(&mut m, "Window", &format!("{from} to {to} UTC")),
+        None => line(&mut m, "Window", "unknown (no start/end in the records)"),
+    }
+    line(
+        &mut m,
+        "Incident",
+        &format!("{} (opened {} UTC)", alert.incident, utc(alert.opened_at)),
     );
 
     let _ = writeln!(m, "\nWHAT TO DO NEXT");
-    let eni = alert.interfaces.first().map_or("<eni-id>", String::as_str);
-    let steps = [
-        format!("Identify the host: aws ec2 describe-network-interfaces --network-interface-ids {eni} (or search the console for {}).", alert.source),
-        "Ask whether it should talk to these hosts and ports at all. Look for unexpected processes, new cron jobs or users, and recent deployments.".to_string(),
-        "If it may be compromised, isolate it (move it to a security group without rules) and snapshot its volumes before you investigate.".to_string(),
-        "If the traffic is expected but blocked, fix the security group or network ACL that rejects it.".to_string(),
-        format!("If the source is a known scanner or monitoring host, silence it: add {} to IGNORE_SOURCE_CIDRS.", alert.source),
-    ];
-    for (i, step) in steps.iter().enumerate() {
+    for (i, step) in next_steps(alert).iter().enumerate() {
         let _ = writeln!(m, "  {}. {step}", i + 1);
     }
     let _ = writeln!(
         m,
-        "\nSeverity is high when a source probes many ports (PORT_SCAN_THRESHOLD) or many hosts (HOST_SWEEP_THRESHOLD) within one batch of flow logs."
+        "\nOne incident per source address: it stays open while findings arrive less than INCIDENT_WINDOW_SECONDS apart, across every delivery and log stream. You get one message when it opens, one when its severity rises, and at most one reminder per ALERT_COOLDOWN_SECONDS while it goes on. Severity is high when a source probes many ports (PORT_SCAN_THRESHOLD) or many hosts (HOST_SWEEP_THRESHOLD); rejected replies never count toward either."
     );
     m
+}
+
+/// The first sentence: who did what.
+fn headline(alert: &Alert) -> String {
+    let what = activity(alert);
+    let records = format!("{} flow log record{}", alert.records, plural(alert.records));
+    match alert.reason {
+        Reason::Opened => format!("{}, an address inside your VPC, sent traffic that the network rejected: it {what}, in {records}.", alert.source),
+        Reason::Escalated => format!("The incident of {} is now {}: it {what}, in {records} so far.", alert.source, alert.severity.as_str().to_ascii_uppercase()),
+        Reason::Reminder => format!("{} is still sending traffic that the network rejects: it {what}, in {records} since the incident opened.", alert.source),
+    }
+}
+
+/// Why it matters, by kind.
+fn meaning(alert: &Alert) -> &'static str {
+    match alert.kind {
+        Kind::PortScan | Kind::HostSweep => "That many ports or hosts is the pattern of a port scan or a host sweep: a compromised or misconfigured instance probing its neighbours. Treat it as urgent.",
+        Kind::Probe => "Rejected traffic from your own address space usually means a misconfigured application or security group, and sometimes the first step of an intruder probing its neighbours.",
+        Kind::BlockedResponses => "This looks like a network ACL without a rule for return traffic: these are replies from the source's service ports to its clients' ephemeral ports (1024-65535), and network ACLs are stateless, so the replies need a rule of their own. It is a misconfiguration that breaks those connections, not a probe.",
+    }
+}
+
+fn next_steps(alert: &Alert) -> Vec<String> {
+    let ignore = format!("If the source is a known scanner or monitoring host, silence it: add {} to the stack's IgnoreSourceCidrs parameter (IGNORE_SOURCE_CIDRS).", alert.source);
+    if alert.kind == Kind::BlockedResponses {
+        return vec![
+            format!("Find the subnet of the sender: {}", find_sender_command(alert)),
+            "Check the network ACLs of the sender's subnet and of its clients' subnets: each needs an outbound and an inbound rule allowing TCP (and UDP, if used) on ports 1024-65535 for return traffic.".to_string(),
+            "Security groups are stateful and never drop replies; only a network ACL does this.".to_string(),
+            ignore,
+        ];
+    }
+    vec![
+        format!("Identify the sender by its address (not by the interfaces above, which are where the traffic was rejected): {}", find_sender_command(alert)),
+        "Ask whether it should talk to these hosts and ports at all. Look for unexpected processes, new cron jobs or users, and recent deployments.".to_string(),
+        "If it may be compromised, isolate it (move it to a security group without rules) and snapshot its volumes before you investigate.".to_string(),
+        "If the traffic is expected but blocked, fix the security group or network ACL that rejects it.".to_string(),
+        ignore,
+    ]
+}
+
+/// The command that finds the interface (and instance) that owns the sender's address.
+pub fn find_sender_command(alert: &Alert) -> String {
+    let filter = match alert.source {
+        std::net::IpAddr::V4(_) => "addresses.private-ip-address",
+        std::net::IpAddr::V6(_) => "ipv6-addresses.ipv6-address",
+    };
+    let region = alert
+        .region
+        .as_deref()
+        .map(|r| format!(" --region {r}"))
+        .unwrap_or_default();
+    format!(
+        "aws ec2 describe-network-interfaces{region} --filters Name={filter},Values={}",
+        alert.source
+    )
+}
+
+/// `Interfaces: eni-1, eni-2`, `Instances: ...`, for the kinds that have ids.
+fn describe_places(p: &Places) -> Vec<String> {
+    [
+        ("Interfaces", &p.interfaces),
+        ("Instances", &p.instances),
+        ("Subnets", &p.subnets),
+        ("VPCs", &p.vpcs),
+    ]
+    .into_iter()
+    .filter(|(_, ids)| !ids.is_empty())
+    .map(|(label, ids)| format!("{label}: {}", ids.join(", ")))
+    .collect()
+}
+
+fn strings<T: ToString>(values: &[T]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
 }
 
 /// The alert as one line of JSON: the object `check --output json` prints and the `default`
@@ -174,15 +270,46 @@ pub fn json(alert: &Alert) -> String {
     serde_json::to_string(alert).expect("an alert always serializes")
 }
 
-/// What the source did: `probed 25 ports on 1 host`.
+/// What the source did: `probed 25 ports on 1 host`, or for replies alone
+/// `had replies from port 443 to 12 clients rejected`.
 pub fn activity(alert: &Alert) -> String {
-    let hosts = match alert.destinations {
+    if alert.probes == 0 {
+        let ports = match alert.sample_service_ports.as_slice() {
+            [] => String::new(),
+            [one] if alert.service_ports.count == 1 => format!(" from port {one}"),
+            _ => format!(" from {} ports", at_least(alert.service_ports)),
+        };
+        let n = alert.peers.count;
+        return format!(
+            "had replies{ports} to {} client{} rejected",
+            at_least(alert.peers),
+            plural(n as u64)
+        );
+    }
+    let hosts = match alert.destinations.count {
         0 => String::new(),
-        n => format!(" on {n} host{}", plural(n as u64)),
+        n => format!(
+            " on {} host{}",
+            at_least(alert.destinations),
+            plural(n as u64)
+        ),
     };
-    match alert.ports {
+    match alert.ports.count {
         0 => format!("sent rejected traffic{}", hosts.replace(" on ", " to ")),
-        n => format!("probed {n} port{}{hosts}", plural(n as u64)),
+        n => format!(
+            "probed {} port{}{hosts}",
+            at_least(alert.ports),
+            plural(n as u64)
+        ),
+    }
+}
+
+/// `25`, or `at least 1000` when the count stopped being exact.
+fn at_least(c: Count) -> String {
+    if c.exact {
+        c.count.to_string()
+    } else {
+        format!("at least {}", c.count)
     }
 }
 
@@ -195,7 +322,7 @@ fn example_target(alert: &Alert) -> Option<String> {
     })
 }
 
-/// The first and last time of the alert as `YYYY-MM-DD HH:MM:SS`.
+/// The first and last time of the incident's records as `YYYY-MM-DD HH:MM:SS`.
 pub fn window(alert: &Alert) -> Option<(String, String)> {
     Some((
         utc(alert.first_seen?),
@@ -205,12 +332,7 @@ pub fn window(alert: &Alert) -> Option<(String, String)> {
 
 /// Formats Unix seconds (or milliseconds, which some records carry) as UTC.
 pub fn utc(timestamp: u64) -> String {
-    // Seconds reach 10^11 only in the year 5138; anything larger is milliseconds.
-    let secs = if timestamp >= 100_000_000_000 {
-        timestamp / 1000
-    } else {
-        timestamp
-    };
+    let secs = seconds(timestamp);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, mo, d) = civil_from_days(days);
@@ -261,11 +383,11 @@ fn list_or(items: &[String], none: &str) -> String {
     }
 }
 
-fn counted(total: usize, sample: &[String]) -> String {
-    match (total, sample.len()) {
+fn counted(total: Count, sample: &[String]) -> String {
+    match (total.count, sample.len()) {
         (0, _) => "-".into(),
-        (t, s) if t == s => format!("{t} ({})", sample.join(", ")),
-        (t, _) => format!("{t} (lowest: {}, ...)", sample.join(", ")),
+        (t, s) if t == s => format!("{} ({})", at_least(total), sample.join(", ")),
+        (_, _) => format!("{} (lowest: {}, ...)", at_least(total), sample.join(", ")),
     }
 }
 
@@ -309,32 +431,40 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::config::Thresholds;
+    use crate::detect::activity::{tests::finding, Activity};
+    use crate::detect::alert::Origin;
+    use crate::detect::incident::{Claim, Incident, Severity};
 
-    fn alert() -> Alert {
-        Alert {
-            severity: Severity::High,
-            account: "210987654321".into(),
-            source: "10.0.3.7".parse().unwrap(),
-            records: 340,
-            packets: 680,
-            bytes: 40800,
-            destinations: 1,
-            ports: 25,
-            interfaces: vec!["eni-0a1b2c3d4e5f60718".into()],
-            first_seen: Some(1_764_195_240),
-            last_seen: Some(1_764_195_600),
-            vpc_ids: vec![],
-            subnet_ids: vec![],
-            instance_ids: vec!["i-0123456789abcdef0".into()],
-            protocols: vec![6],
-            sample_destinations: vec!["10.0.1.5".parse().unwrap()],
-            sample_ports: vec![21, 22, 23],
-            log_group: Some("/vpc/flow-logs".into()),
-            log_stream: Some("eni-0a1b2c3d4e5f60718-all".into()),
-            suppressed: 0,
+    const T: Thresholds = Thresholds {
+        port_scan: 10,
+        host_sweep: 10,
+    };
+
+    /// 10.0.3.7 probing 25 ports of 10.0.1.5, rejected at the target's interface.
+    pub(crate) fn alert() -> Alert {
+        let mut a = Activity::new("10.0.3.7".parse().unwrap());
+        for port in 1..=25 {
+            let mut f = finding("10.0.3.7", "10.0.1.5", port + 20);
+            f.account = Some("210987654321");
+            f.interface_id = Some("eni-0a1b2c3d4e5f60718");
+            f.instance_id = Some("i-0123456789abcdef0");
+            f.start = Some(1_764_195_240);
+            f.end = Some(1_764_195_600);
+            a.add(&f, None);
         }
+        a.log_streams.insert("eni-0a1b2c3d4e5f60718-all".into());
+        let mut incident = Incident::open(&a, 1_764_195_660);
+        assert!(incident.try_claim(Claim::Level(Severity::High), 1, 1_764_195_660, 0));
+        let origin = Origin {
+            log_group: Some("/vpc/flow-logs".into()),
+            log_stream: None,
+        };
+        let mut alert = Alert::new(&incident, Claim::Level(Severity::High), T, &origin);
+        alert.region = Some("us-east-1".into());
+        alert
     }
 
     #[test]
@@ -343,14 +473,21 @@ mod tests {
             subject(&alert()),
             "[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"
         );
+        let mut escalated = alert();
+        escalated.reason = Reason::Escalated;
+        escalated.accounts.push("999988887777".into());
+        assert_eq!(
+            subject(&escalated),
+            "[HIGH, escalated] 10.0.3.7 probed 25 ports on 1 host (210987654321 +1)"
+        );
     }
 
     #[test]
     fn a_subject_stays_printable_ascii_under_100_characters() {
         let mut a = alert();
         a.source = "2600:1f18:1234:5678:9abc:def0:1234:5678".parse().unwrap();
-        a.account =
-            "acct\nwith\u{e9}a very long and hostile name that goes on and on and on".into();
+        a.accounts =
+            vec!["acct\nwith\u{e9}a very long and hostile name that goes on and on and on".into()];
         let s = subject(&a);
         assert!(s.len() <= SUBJECT_MAX, "{}", s.len());
         assert!(s.chars().all(|c| (' '..='~').contains(&c)), "{s}");
@@ -365,6 +502,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("acct 210987654321"), "{text}");
+        assert!(
+            !text.contains("eni-0a1b2c3d4e5f60718") && !text.contains("i-0123456789abcdef0"),
+            "the target's interface and instance are not the sender's: {text}"
+        );
         let mut long = alert();
         long.source = "2600:1f18:1234:5678:9abc:def0:1234:5678".parse().unwrap();
         long.sample_destinations = vec!["2600:1f18:1234:5678:9abc:def0:1234:5679".parse().unwrap()];
@@ -372,19 +513,74 @@ mod tests {
     }
 
     #[test]
-    fn the_email_has_the_evidence_and_the_next_steps() {
+    fn the_email_puts_the_capturing_interface_under_rejected_at_and_finds_the_sender_by_address() {
         let text = email(&alert());
+        let (sender, rest) = text.split_once("REJECTED AT").unwrap();
+        assert!(!sender.contains("eni-0a1b2c3d4e5f60718"), "{sender}");
+        assert!(!sender.contains("i-0123456789abcdef0"), "{sender}");
+        assert!(sender.contains(
+            "aws ec2 describe-network-interfaces --region us-east-1 --filters Name=addresses.private-ip-address,Values=10.0.3.7"
+        ), "{sender}");
         for needle in [
-            "10.0.3.7",
             "eni-0a1b2c3d4e5f60718",
             "i-0123456789abcdef0",
-            "25 (lowest: 21, 22, 23, ...)",
+            "25 (lowest: 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, ...)",
             "2025-11-26 22:14:00 to 2025-11-26 22:20:00 UTC",
             "/vpc/flow-logs",
-            "IGNORE_SOURCE_CIDRS",
+            "IgnoreSourceCidrs",
         ] {
-            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+            assert!(rest.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn ipv6_senders_are_found_by_their_ipv6_address() {
+        let mut a = alert();
+        a.source = "2600:1f18::5".parse().unwrap();
+        a.region = None;
+        assert_eq!(
+            find_sender_command(&a),
+            "aws ec2 describe-network-interfaces --filters Name=ipv6-addresses.ipv6-address,Values=2600:1f18::5"
+        );
+    }
+
+    #[test]
+    fn blocked_replies_read_as_a_network_acl_problem_with_ports_and_peers() {
+        let mut a = Activity::new("10.0.1.5".parse().unwrap());
+        for client in 0..12 {
+            let mut f = finding("10.0.1.5", &format!("198.51.100.{client}"), 50_000 + client);
+            f.srcport = Some(443);
+            a.add(&f, None);
+        }
+        let incident = Incident::open(&a, 0);
+        let alert = Alert::new(
+            &incident,
+            Claim::Level(Severity::Low),
+            T,
+            &Origin::default(),
+        );
+        assert_eq!(alert.kind, Kind::BlockedResponses);
+        assert_eq!(
+            subject(&alert),
+            "[LOW] 10.0.1.5 had replies from port 443 to 12 clients rejected (111122223333)"
+        );
+        let text = email(&alert);
+        assert!(
+            text.contains("network ACL without a rule for return traffic"),
+            "{text}"
+        );
+        assert!(text.contains("port 1 (443)"), "{text}");
+        assert!(text.contains("12 (lowest: 198.51.100.0"), "{text}");
+    }
+
+    #[test]
+    fn counts_past_the_cap_read_at_least() {
+        let mut a = alert();
+        a.ports = Count {
+            count: 1000,
+            exact: false,
+        };
+        assert_eq!(activity(&a), "probed at least 1000 ports on 1 host");
     }
 
     #[test]
@@ -397,8 +593,14 @@ mod tests {
     #[test]
     fn traffic_without_ports_is_described_without_ports() {
         let mut a = alert();
-        a.ports = 0;
-        a.destinations = 3;
+        a.ports = Count {
+            count: 0,
+            exact: true,
+        };
+        a.destinations = Count {
+            count: 3,
+            exact: true,
+        };
         assert_eq!(activity(&a), "sent rejected traffic to 3 hosts");
     }
 }

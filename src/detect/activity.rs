@@ -1,0 +1,387 @@
+//! What one delivery shows each source did: its findings grouped per source address.
+//!
+//! One delivery (a CloudWatch Logs payload, one S3 file) holds a slice of an incident: one
+//! interface's records for one aggregation interval. [`Activity`] is that slice for one
+//! source, in a bounded size: distinct destinations and ports are exact up to a cap, then
+//! counted as "at least". Incidents ([`crate::detect::incident`]) add slices up across
+//! deliveries.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use crate::detect::rule::{Direction, Finding};
+
+/// Distinct destinations, ports, peers and service ports are exact up to this many.
+pub const SET_CAP: usize = 1000;
+/// Ids of interfaces, instances, subnets and VPCs, log streams and accounts kept, at most.
+pub const ID_CAP: usize = 100;
+
+/// A set that keeps at most `N` values and remembers whether it had to drop any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capped<T: Ord, const N: usize> {
+    values: BTreeSet<T>,
+    /// A value was dropped (or, read back from the shared store, the set was full): the true
+    /// count is at least `len()`.
+    pub overflow: bool,
+}
+
+impl<T: Ord, const N: usize> Default for Capped<T, N> {
+    fn default() -> Self {
+        Capped {
+            values: BTreeSet::new(),
+            overflow: false,
+        }
+    }
+}
+
+impl<T: Ord, const N: usize> Capped<T, N> {
+    pub fn insert(&mut self, value: T) {
+        if self.values.len() < N {
+            self.values.insert(value);
+        } else if !self.values.contains(&value) {
+            self.overflow = true;
+        }
+    }
+
+    /// Inserts a value that is built only when it is new and there is room for it.
+    pub fn insert_with<Q>(&mut self, key: &Q, make: impl FnOnce() -> T)
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        if self.values.contains(key) {
+            return;
+        }
+        if self.values.len() < N {
+            self.values.insert(make());
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    pub fn extend_from(&mut self, other: &Capped<T, N>)
+    where
+        T: Clone,
+    {
+        for v in &other.values {
+            self.insert(v.clone());
+        }
+        self.overflow |= other.overflow;
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Whether every value seen is here (the count is exact).
+    pub fn is_exact(&self) -> bool {
+        !self.overflow
+    }
+
+    /// Whether the set holds as many values as it keeps.
+    pub fn is_full(&self) -> bool {
+        self.values.len() >= N
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.values.iter()
+    }
+
+    /// The lowest `n` values.
+    pub fn lowest(&self, n: usize) -> Vec<T>
+    where
+        T: Clone,
+    {
+        self.values.iter().take(n).cloned().collect()
+    }
+}
+
+impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut set = Capped::default();
+        for v in iter {
+            set.insert(v);
+        }
+        set
+    }
+}
+
+/// What one source did in one delivery (or, added up, in one incident).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub source: IpAddr,
+    /// Finding records, probes and responses together.
+    pub records: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Findings that are probes: they count toward the port-scan and host-sweep thresholds.
+    pub probes: u64,
+    /// Findings that are replies a network ACL dropped (see [`Finding::is_response`]).
+    pub responses: u64,
+    /// Destinations of the probes.
+    pub destinations: Capped<IpAddr, SET_CAP>,
+    /// Destination ports of the probes.
+    pub ports: Capped<u16, SET_CAP>,
+    /// Where the rejected responses were going (the clients).
+    pub peers: Capped<IpAddr, SET_CAP>,
+    /// The ports the rejected responses came from (the source's services).
+    pub service_ports: Capped<u16, SET_CAP>,
+    /// IANA protocol numbers.
+    pub protocols: Capped<u8, 256>,
+    /// Interface, instance, subnet and VPC ids of the records captured on a receiver's
+    /// interface (`ingress`) or with no direction: where the traffic was rejected, usually the
+    /// target's, never evidence of who the sender is.
+    pub rejected_at: Capped<String, ID_CAP>,
+    /// The same ids from `egress` records: the sender's own interface.
+    pub sender_at: Capped<String, ID_CAP>,
+    pub log_streams: Capped<String, ID_CAP>,
+    /// Owners of the interfaces where the records were captured.
+    pub accounts: Capped<String, ID_CAP>,
+    /// Earliest `start` and latest `end` of the records, in seconds.
+    pub first_seen: Option<u64>,
+    pub last_seen: Option<u64>,
+}
+
+impl Activity {
+    pub fn new(source: IpAddr) -> Activity {
+        Activity {
+            source,
+            records: 0,
+            packets: 0,
+            bytes: 0,
+            probes: 0,
+            responses: 0,
+            destinations: Capped::default(),
+            ports: Capped::default(),
+            peers: Capped::default(),
+            service_ports: Capped::default(),
+            protocols: Capped::default(),
+            rejected_at: Capped::default(),
+            sender_at: Capped::default(),
+            log_streams: Capped::default(),
+            accounts: Capped::default(),
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
+    /// Adds one finding; `owner` is the account of the delivery, used when the record names none.
+    pub fn add(&mut self, f: &Finding<'_>, owner: Option<&str>) {
+        self.records += 1;
+        self.packets = self.packets.saturating_add(f.packets);
+        self.bytes = self.bytes.saturating_add(f.bytes);
+        if f.is_response() {
+            self.responses += 1;
+            if let Some(d) = f.destination {
+                self.peers.insert(d);
+            }
+            if let Some(p) = f.srcport {
+                self.service_ports.insert(p);
+            }
+        } else {
+            self.probes += 1;
+            if let Some(d) = f.destination {
+                self.destinations.insert(d);
+            }
+            if let Some(p) = f.dstport {
+                self.ports.insert(p);
+            }
+        }
+        if let Some(p) = f.protocol {
+            self.protocols.insert(p);
+        }
+        let place = match f.direction {
+            Some(Direction::Egress) => &mut self.sender_at,
+            _ => &mut self.rejected_at,
+        };
+        for id in [f.interface_id, f.instance_id, f.subnet_id, f.vpc_id]
+            .into_iter()
+            .flatten()
+        {
+            place.insert_with(id, || id.to_owned());
+        }
+        if let Some(account) = f.account.or(owner) {
+            self.accounts.insert_with(account, || account.to_owned());
+        }
+        if let Some(start) = f.start.map(seconds) {
+            self.first_seen = Some(self.first_seen.map_or(start, |s| s.min(start)));
+        }
+        if let Some(end) = f.end.map(seconds) {
+            self.last_seen = Some(self.last_seen.map_or(end, |e| e.max(end)));
+        }
+    }
+
+    /// Adds up another slice of the same source.
+    pub fn merge(&mut self, other: &Activity) {
+        self.records = self.records.saturating_add(other.records);
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.probes = self.probes.saturating_add(other.probes);
+        self.responses = self.responses.saturating_add(other.responses);
+        self.destinations.extend_from(&other.destinations);
+        self.ports.extend_from(&other.ports);
+        self.peers.extend_from(&other.peers);
+        self.service_ports.extend_from(&other.service_ports);
+        self.protocols.extend_from(&other.protocols);
+        self.rejected_at.extend_from(&other.rejected_at);
+        self.sender_at.extend_from(&other.sender_at);
+        self.log_streams.extend_from(&other.log_streams);
+        self.accounts.extend_from(&other.accounts);
+        self.first_seen = min_some(self.first_seen, other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+    }
+}
+
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Record times in seconds: some records carry milliseconds (anything above 10^11, which in
+/// seconds is the year 5138).
+pub fn seconds(timestamp: u64) -> u64 {
+    if timestamp >= 100_000_000_000 {
+        timestamp / 1000
+    } else {
+        timestamp
+    }
+}
+
+/// Groups the findings of one delivery per source.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    sources: HashMap<IpAddr, Activity>,
+}
+
+impl Aggregator {
+    /// Adds a finding; `owner` is the account of the delivery, used when the record names none.
+    pub fn add(&mut self, finding: &Finding<'_>, owner: Option<&str>) {
+        self.sources
+            .entry(finding.source)
+            .or_insert_with(|| Activity::new(finding.source))
+            .add(finding, owner);
+    }
+
+    /// The slices, by source address; every one is tagged with the delivery's log stream.
+    pub fn finish(self, log_stream: Option<&str>) -> Vec<Activity> {
+        let mut all: Vec<Activity> = self.sources.into_values().collect();
+        if let Some(stream) = log_stream {
+            for a in &mut all {
+                a.log_streams.insert(stream.to_owned());
+            }
+        }
+        all.sort_unstable_by_key(|a| a.source);
+        all
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn finding(source: &str, dst: &str, port: u16) -> Finding<'static> {
+        Finding {
+            account: Some("111122223333"),
+            source: source.parse().unwrap(),
+            destination: Some(dst.parse().unwrap()),
+            srcport: Some(40000),
+            dstport: Some(port),
+            protocol: Some(6),
+            packets: 2,
+            bytes: 120,
+            start: Some(100),
+            end: Some(160),
+            interface_id: Some("eni-b"),
+            vpc_id: None,
+            subnet_id: None,
+            instance_id: None,
+            tcp_flags: None,
+            direction: None,
+        }
+    }
+
+    #[test]
+    fn findings_of_one_source_make_one_slice_with_sums_and_distinct_counts() {
+        let mut agg = Aggregator::default();
+        agg.add(&finding("10.0.0.5", "10.0.1.1", 22), None);
+        agg.add(&finding("10.0.0.5", "10.0.1.1", 22), None);
+        let mut other = finding("10.0.0.5", "10.0.1.2", 23);
+        other.interface_id = Some("eni-a");
+        other.account = Some("999988887777");
+        other.start = Some(90);
+        other.end = Some(200);
+        other.packets = 0;
+        agg.add(&other, None);
+        let all = agg.finish(Some("eni-b-all"));
+        assert_eq!(all.len(), 1, "one source, whatever the accounts");
+        let a = &all[0];
+        assert_eq!((a.records, a.packets, a.bytes), (3, 4, 360));
+        assert_eq!((a.destinations.len(), a.ports.len()), (2, 2));
+        assert_eq!(a.rejected_at.lowest(5), ["eni-a", "eni-b"]);
+        assert_eq!(a.accounts.lowest(5), ["111122223333", "999988887777"]);
+        assert_eq!(a.log_streams.lowest(5), ["eni-b-all"]);
+        assert_eq!((a.first_seen, a.last_seen), (Some(90), Some(200)));
+    }
+
+    #[test]
+    fn millisecond_times_are_read_as_seconds() {
+        let mut a = Activity::new("10.0.0.1".parse().unwrap());
+        let mut f = finding("10.0.0.1", "10.0.1.1", 22);
+        f.start = Some(1_418_530_010_000);
+        f.end = Some(1_418_530_070);
+        a.add(&f, None);
+        assert_eq!(
+            (a.first_seen, a.last_seen),
+            (Some(1_418_530_010), Some(1_418_530_070))
+        );
+    }
+
+    #[test]
+    fn responses_count_apart_from_probes() {
+        let mut a = Activity::new("10.0.0.1".parse().unwrap());
+        let mut reply = finding("10.0.0.1", "10.0.1.9", 51000);
+        reply.srcport = Some(443);
+        a.add(&reply, None);
+        a.add(&finding("10.0.0.1", "10.0.1.1", 22), None);
+        assert_eq!((a.probes, a.responses), (1, 1));
+        assert_eq!(a.ports.lowest(5), [22]);
+        assert_eq!(a.service_ports.lowest(5), [443]);
+        assert_eq!(a.peers.len(), 1);
+        assert_eq!(a.destinations.len(), 1);
+    }
+
+    #[test]
+    fn egress_records_name_the_senders_own_interface() {
+        let mut a = Activity::new("10.0.0.1".parse().unwrap());
+        let mut out = finding("10.0.0.1", "10.0.1.1", 22);
+        out.direction = Some(Direction::Egress);
+        out.interface_id = Some("eni-sender");
+        a.add(&out, None);
+        let mut inbound = finding("10.0.0.1", "10.0.1.1", 22);
+        inbound.direction = Some(Direction::Ingress);
+        inbound.interface_id = Some("eni-target");
+        a.add(&inbound, None);
+        assert_eq!(a.sender_at.lowest(5), ["eni-sender"]);
+        assert_eq!(a.rejected_at.lowest(5), ["eni-target"]);
+    }
+
+    #[test]
+    fn capped_sets_are_exact_up_to_the_cap_then_say_at_least() {
+        let mut set: Capped<u16, 3> = Capped::default();
+        for v in [5, 1, 5, 3] {
+            set.insert(v);
+        }
+        assert!(set.is_exact() && set.len() == 3);
+        set.insert(9);
+        assert!(!set.is_exact() && set.overflow);
+        assert_eq!(set.lowest(10), [1, 3, 5]);
+        set.insert(1);
+        assert_eq!(set.len(), 3);
+    }
+}

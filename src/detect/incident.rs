@@ -1,0 +1,597 @@
+//! Incidents: one per source address, across deliveries, deciding which messages go out.
+//!
+//! A probe of 12 hosts arrives as 12 deliveries of one record each (the rejects are recorded on
+//! each target's interface), and a three-minute scan as at least three. An [`Incident`] adds
+//! those slices up, so its severity is the incident's, not one delivery's. It stays open while
+//! findings keep arriving with gaps shorter than the window, and allows exactly these
+//! messages: one when it opens, one each time its severity rises, and a reminder at most once
+//! per cooldown while findings keep coming. [`Incident::try_claim`] is that rule; the shared
+//! DynamoDB store encodes the same rule in its condition expressions, and [`IncidentMemory`]
+//! applies it in one process (the command line, a function without a table, and the
+//! function's fallback when the table cannot be reached).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::config::{IncidentPolicy, Thresholds};
+use crate::detect::activity::Activity;
+
+/// `high` for port scans and host sweeps, `medium` for any other probe, `low` for replies
+/// that a network ACL dropped (a misconfiguration, not a probe). Ordered most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Low, Severity::Medium, Severity::High];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Higher is more severe.
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Low => 0,
+            Severity::Medium => 1,
+            Severity::High => 2,
+        }
+    }
+}
+
+/// A message an incident may send; claiming it makes sure only one instance sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Claim {
+    /// The first message at this severity (the opening one, or an escalation).
+    Level(Severity),
+    /// A reminder with the totals so far, at the claimed severity.
+    Reminder,
+}
+
+impl Claim {
+    /// The name of the claim in the shared store and in message ids.
+    pub fn key(self) -> &'static str {
+        match self {
+            Claim::Level(s) => s.as_str(),
+            Claim::Reminder => "reminder",
+        }
+    }
+}
+
+/// Why a message is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    Opened,
+    Escalated,
+    Reminder,
+}
+
+/// Batches an incident in memory remembers, to recognise a retried delivery.
+const REMEMBERED_BATCHES: usize = 64;
+
+/// One source's incident: everything seen since it opened, and the messages claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    /// When it opened (Unix seconds, the time of processing); with the source, its identity.
+    pub opened_at: u64,
+    /// When the latest finding was added (Unix seconds, the time of processing).
+    pub last_at: u64,
+    pub seen: Activity,
+    /// The severities a message was claimed for.
+    pub claimed: BTreeSet<Severity>,
+    /// When the latest message was claimed.
+    pub last_sent: Option<u64>,
+    /// Reminders claimed.
+    pub reminders: u64,
+    /// Which batch claimed each message (`Claim::key`), so that a retry of that batch can send
+    /// again a message whose publishing failed.
+    pub owners: HashMap<&'static str, u64>,
+    /// Fingerprints of recent batches added (memory only; the shared store has its own).
+    pub batches: VecDeque<u64>,
+}
+
+impl Incident {
+    pub fn open(activity: &Activity, now: u64) -> Incident {
+        Incident {
+            opened_at: now,
+            last_at: now,
+            seen: activity.clone(),
+            claimed: BTreeSet::new(),
+            last_sent: None,
+            reminders: 0,
+            owners: HashMap::new(),
+            batches: VecDeque::new(),
+        }
+    }
+
+    pub fn source(&self) -> IpAddr {
+        self.seen.source
+    }
+
+    /// `10.0.4.9@1764195300`: the same for every message of this incident.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.seen.source, self.opened_at)
+    }
+
+    /// Whether a finding at `now` belongs to a new incident (the gap is the window or longer).
+    pub fn is_closed(&self, now: u64, window: u64) -> bool {
+        now.saturating_sub(self.last_at) >= window
+    }
+
+    /// The incident's severity: probes of many ports or hosts are high, other probes medium,
+    /// replies alone low. Replies never count toward the thresholds.
+    pub fn severity(&self, t: Thresholds) -> Severity {
+        let s = &self.seen;
+        if s.probes == 0 {
+            Severity::Low
+        } else if s.ports.len() >= t.port_scan || s.destinations.len() >= t.host_sweep {
+            Severity::High
+        } else {
+            Severity::Medium
+        }
+    }
+
+    /// The most severe level claimed so far.
+    pub fn highest_claimed(&self) -> Option<Severity> {
+        self.claimed.iter().copied().max_by_key(|s| s.rank())
+    }
+
+    /// The message due now, if any: the opening one, an escalation, or (when this delivery
+    /// brought new findings) a reminder once the cooldown has passed since the last message.
+    pub fn due(&self, t: Thresholds, now: u64, cooldown: u64, fresh: bool) -> Option<Claim> {
+        let level = self.severity(t);
+        match self.highest_claimed() {
+            None => Some(Claim::Level(level)),
+            Some(c) if level.rank() > c.rank() => Some(Claim::Level(level)),
+            Some(_) if fresh && self.reminder_allowed(now, cooldown) => Some(Claim::Reminder),
+            Some(_) => None,
+        }
+    }
+
+    fn reminder_allowed(&self, now: u64, cooldown: u64) -> bool {
+        self.last_sent
+            .is_none_or(|t| now >= t.saturating_add(cooldown))
+    }
+
+    /// Claims a message for the batch `owner`: the rule every store applies. A level is
+    /// claimed only if neither it nor a more severe one was; a reminder only once the cooldown
+    /// has passed since the last message. False when another delivery got there first.
+    pub fn try_claim(&mut self, claim: Claim, owner: u64, now: u64, cooldown: u64) -> bool {
+        match claim {
+            Claim::Level(level) => {
+                if self.claimed.iter().any(|c| c.rank() >= level.rank()) {
+                    return false;
+                }
+                self.claimed.insert(level);
+            }
+            Claim::Reminder => {
+                if !self.reminder_allowed(now, cooldown) {
+                    return false;
+                }
+                self.reminders += 1;
+            }
+        }
+        self.last_sent = Some(now);
+        self.owners.insert(claim.key(), owner);
+        true
+    }
+
+    /// The messages the batch `owner` claimed in this incident, most severe last.
+    pub fn claimed_by(&self, owner: u64) -> Vec<Claim> {
+        let mut claims: Vec<Claim> = Severity::ALL
+            .into_iter()
+            .filter(|s| self.claimed.contains(s))
+            .map(Claim::Level)
+            .collect();
+        claims.push(Claim::Reminder);
+        claims.retain(|c| self.owners.get(c.key()) == Some(&owner));
+        claims
+    }
+
+    /// Why a claimed message is sent.
+    pub fn reason(&self, claim: Claim) -> Reason {
+        match claim {
+            Claim::Reminder => Reason::Reminder,
+            Claim::Level(level) => {
+                let lowest = self.claimed.iter().copied().min_by_key(|s| s.rank());
+                if lowest.is_none_or(|l| l == level) {
+                    Reason::Opened
+                } else {
+                    Reason::Escalated
+                }
+            }
+        }
+    }
+
+    /// How many values its sets hold: the measure of its memory.
+    fn weight(&self) -> usize {
+        let s = &self.seen;
+        1 + s.destinations.len() + s.ports.len() + s.peers.len() + s.service_ports.len()
+    }
+}
+
+/// What tracking one delivery's slice did to its source's incident.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The incident with the slice added.
+    pub incident: Incident,
+    /// The slice was already added by an earlier delivery of the same batch (a retry): nothing
+    /// new, but messages this batch claimed before may need sending again.
+    pub replay: bool,
+}
+
+impl Tracked {
+    /// The messages this delivery should send: those a retried batch claimed before (to send
+    /// again), and the one now due, still to be claimed.
+    pub fn wanted(&self, batch: Option<u64>, policy: &IncidentPolicy, now: u64) -> Wanted {
+        let i = &self.incident;
+        Wanted {
+            resend: match batch {
+                Some(b) if self.replay => i.claimed_by(b),
+                _ => Vec::new(),
+            },
+            due: i.due(policy.thresholds, now, policy.cooldown, !self.replay),
+        }
+    }
+}
+
+/// See [`Tracked::wanted`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub resend: Vec<Claim>,
+    pub due: Option<Claim>,
+}
+
+/// Incidents held in one process, bounded: at most [`IncidentMemory::MAX_INCIDENTS`] and a
+/// budget of set values; the least recently active go first.
+#[derive(Debug)]
+pub struct IncidentMemory {
+    policy: IncidentPolicy,
+    incidents: HashMap<IpAddr, Incident>,
+    weight: usize,
+}
+
+impl IncidentMemory {
+    pub const MAX_INCIDENTS: usize = 10_000;
+    /// About 40 MB of set values in the worst case (IPv6 peers), a few MB in practice.
+    pub const MAX_WEIGHT: usize = 400_000;
+
+    pub fn new(policy: IncidentPolicy) -> IncidentMemory {
+        IncidentMemory {
+            policy,
+            incidents: HashMap::new(),
+            weight: 0,
+        }
+    }
+
+    /// Adds a delivery's slice to its source's incident (opening one if there is none, or the
+    /// last one closed). `batch` identifies the delivery across retries, when it has ids.
+    pub fn track(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> Tracked {
+        let window = self.policy.window;
+        let incident = match self.incidents.remove(&activity.source) {
+            Some(old) if !old.is_closed(now, window) => {
+                self.weight -= old.weight();
+                old
+            }
+            Some(old) => {
+                self.weight -= old.weight();
+                return self.insert_new(activity, batch, now);
+            }
+            None => return self.insert_new(activity, batch, now),
+        };
+        let mut incident = incident;
+        let replay = batch.is_some_and(|b| incident.batches.contains(&b));
+        if !replay {
+            incident.seen.merge(activity);
+            incident.last_at = now;
+            remember(&mut incident.batches, batch);
+        }
+        let tracked = Tracked {
+            incident: incident.clone(),
+            replay,
+        };
+        self.put(incident, now);
+        tracked
+    }
+
+    fn insert_new(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> Tracked {
+        let mut incident = Incident::open(activity, now);
+        remember(&mut incident.batches, batch);
+        let tracked = Tracked {
+            incident: incident.clone(),
+            replay: false,
+        };
+        self.put(incident, now);
+        tracked
+    }
+
+    /// Claims `claim` in the incident of `source` opened at `opened_at` (see
+    /// [`Incident::try_claim`]). False when it was claimed already, or the incident is gone.
+    pub fn claim(
+        &mut self,
+        source: IpAddr,
+        opened_at: u64,
+        claim: Claim,
+        owner: u64,
+        now: u64,
+    ) -> bool {
+        let cooldown = self.policy.cooldown;
+        match self.incidents.get_mut(&source) {
+            Some(incident) if incident.opened_at == opened_at => {
+                incident.try_claim(claim, owner, now, cooldown)
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces what this process knows of an incident with the shared store's view, so that
+    /// a fallback to memory starts from the totals and claims of every instance.
+    pub fn replace(&mut self, mut incident: Incident, now: u64) {
+        if let Some(old) = self.incidents.remove(&incident.source()) {
+            self.weight -= old.weight();
+            if old.opened_at == incident.opened_at {
+                incident.batches = old.batches;
+            }
+        }
+        self.put(incident, now);
+    }
+
+    pub fn policy(&self) -> &IncidentPolicy {
+        &self.policy
+    }
+
+    /// Tracks a delivery's slice and claims what is due in memory: the messages to send, each
+    /// with the incident as it was when the message was claimed.
+    pub fn observe(
+        &mut self,
+        activity: &Activity,
+        batch: Option<u64>,
+        now: u64,
+    ) -> Vec<(Incident, Claim)> {
+        let tracked = self.track(activity, batch, now);
+        let wanted = tracked.wanted(batch, &self.policy, now);
+        let mut out: Vec<(Incident, Claim)> = wanted
+            .resend
+            .into_iter()
+            .map(|c| (tracked.incident.clone(), c))
+            .collect();
+        if let Some(claim) = wanted.due {
+            let i = &tracked.incident;
+            let owner = batch.unwrap_or(0);
+            if self.claim(i.source(), i.opened_at, claim, owner, now) {
+                if let Some(claimed) = self.get(&i.source()) {
+                    out.push((claimed.clone(), claim));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, source: &IpAddr) -> Option<&Incident> {
+        self.incidents.get(source)
+    }
+
+    /// Incidents held and their weight.
+    pub fn size(&self) -> (usize, usize) {
+        (self.incidents.len(), self.weight)
+    }
+
+    fn put(&mut self, incident: Incident, now: u64) {
+        self.weight += incident.weight();
+        self.incidents.insert(incident.source(), incident);
+        if self.incidents.len() > Self::MAX_INCIDENTS || self.weight > Self::MAX_WEIGHT {
+            self.make_room(now);
+        }
+    }
+
+    /// Drops closed incidents, then the least recently active ones, down to 90% of the limits,
+    /// so that a full memory is not scanned on every insert.
+    fn make_room(&mut self, now: u64) {
+        let window = self.policy.window;
+        self.incidents.retain(|_, i| !i.is_closed(now, window));
+        let mut by_age: Vec<(u64, IpAddr, usize)> = self
+            .incidents
+            .values()
+            .map(|i| (i.last_at, i.source(), i.weight()))
+            .collect();
+        by_age.sort_unstable();
+        let mut count = self.incidents.len();
+        let mut weight: usize = by_age.iter().map(|e| e.2).sum();
+        for (_, source, w) in by_age {
+            if count <= Self::MAX_INCIDENTS * 9 / 10 && weight <= Self::MAX_WEIGHT * 9 / 10 {
+                break;
+            }
+            self.incidents.remove(&source);
+            count -= 1;
+            weight -= w;
+        }
+        self.weight = weight;
+    }
+}
+
+fn remember(batches: &mut VecDeque<u64>, batch: Option<u64>) {
+    if let Some(b) = batch {
+        if batches.len() == REMEMBERED_BATCHES {
+            batches.pop_front();
+        }
+        batches.push_back(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::activity::tests::finding;
+
+    const T: Thresholds = Thresholds {
+        port_scan: 10,
+        host_sweep: 10,
+    };
+    const HOUR: u64 = 3600;
+
+    fn probe(source: &str, dst: &str, port: u16) -> Activity {
+        let mut a = Activity::new(source.parse().unwrap());
+        a.add(&finding(source, dst, port), None);
+        a
+    }
+
+    fn reply(source: &str, client: &str) -> Activity {
+        let mut f = finding(source, client, 50_000);
+        f.srcport = Some(443);
+        let mut a = Activity::new(source.parse().unwrap());
+        a.add(&f, None);
+        a
+    }
+
+    const POLICY: IncidentPolicy = IncidentPolicy {
+        thresholds: T,
+        window: HOUR,
+        cooldown: HOUR,
+    };
+
+    fn memory(window: u64) -> IncidentMemory {
+        IncidentMemory::new(IncidentPolicy { window, ..POLICY })
+    }
+
+    /// Tracks and claims as the function does; returns the messages sent.
+    fn deliver(
+        memory: &mut IncidentMemory,
+        slice: &Activity,
+        batch: u64,
+        now: u64,
+    ) -> Vec<(Severity, Reason)> {
+        memory
+            .observe(slice, Some(batch), now)
+            .into_iter()
+            .map(|(i, claim)| (i.highest_claimed().unwrap(), i.reason(claim)))
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_delivered_one_target_at_a_time_opens_medium_then_escalates_to_high() {
+        let mut memory = memory(HOUR);
+        let mut sent = vec![];
+        for host in 0..12u64 {
+            let slice = probe("10.0.4.9", &format!("10.0.1.{host}"), 22);
+            sent.extend(deliver(&mut memory, &slice, host, 1000 + host));
+        }
+        assert_eq!(
+            sent,
+            [
+                (Severity::Medium, Reason::Opened),
+                (Severity::High, Reason::Escalated)
+            ]
+        );
+    }
+
+    #[test]
+    fn repeats_send_nothing_until_the_cooldown_then_one_reminder() {
+        let mut memory = memory(2 * HOUR);
+        let slice = probe("10.0.0.1", "10.0.1.1", 22);
+        assert_eq!(deliver(&mut memory, &slice, 1, 0).len(), 1);
+        assert!(deliver(&mut memory, &slice, 2, 60).is_empty());
+        assert!(deliver(&mut memory, &slice, 3, HOUR - 1).is_empty());
+        assert_eq!(
+            deliver(&mut memory, &slice, 4, HOUR),
+            [(Severity::Medium, Reason::Reminder)]
+        );
+        assert!(deliver(&mut memory, &slice, 5, HOUR + 60).is_empty());
+    }
+
+    #[test]
+    fn a_gap_of_the_window_opens_a_new_incident() {
+        let mut memory = memory(HOUR);
+        let slice = probe("10.0.0.1", "10.0.1.1", 22);
+        deliver(&mut memory, &slice, 1, 0);
+        assert_eq!(
+            deliver(&mut memory, &slice, 2, HOUR),
+            [(Severity::Medium, Reason::Opened)]
+        );
+        assert_eq!(memory.get(&slice.source).unwrap().seen.records, 1);
+    }
+
+    #[test]
+    fn a_retried_batch_adds_nothing_and_sends_again_only_what_it_claimed() {
+        let mut memory = memory(HOUR);
+        let slice = probe("10.0.0.1", "10.0.1.1", 22);
+        deliver(&mut memory, &slice, 7, 0);
+        let again = memory.track(&slice, Some(7), 10);
+        assert!(again.replay);
+        assert_eq!(again.incident.seen.records, 1);
+        assert_eq!(
+            again.incident.claimed_by(7),
+            [Claim::Level(Severity::Medium)]
+        );
+        assert!(again.incident.claimed_by(8).is_empty());
+        assert_eq!(again.incident.due(T, 10, HOUR, false), None);
+    }
+
+    #[test]
+    fn replies_alone_are_low_and_never_reach_high() {
+        let mut memory = memory(HOUR);
+        let mut sent = vec![];
+        for client in 0..30u64 {
+            let slice = reply("10.0.1.5", &format!("198.51.100.{client}"));
+            sent.extend(deliver(&mut memory, &slice, client, client));
+        }
+        assert_eq!(sent, [(Severity::Low, Reason::Opened)]);
+        let i = memory.get(&"10.0.1.5".parse().unwrap()).unwrap();
+        assert_eq!((i.seen.peers.len(), i.seen.destinations.len()), (30, 0));
+    }
+
+    #[test]
+    fn a_lower_level_is_not_claimed_after_a_higher_one() {
+        let mut i = Incident::open(&probe("10.0.0.1", "10.0.1.1", 22), 0);
+        assert!(i.try_claim(Claim::Level(Severity::High), 1, 0, HOUR));
+        assert!(!i.try_claim(Claim::Level(Severity::Medium), 2, 0, HOUR));
+        assert!(!i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
+        assert_eq!(i.reason(Claim::Level(Severity::High)), Reason::Opened);
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_the_traffic() {
+        let mut memory = memory(HOUR);
+        for n in 0..(IncidentMemory::MAX_INCIDENTS as u32 + 500) {
+            let source = std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string();
+            memory.track(&probe(&source, "10.9.0.1", 22), None, u64::from(n) / 100);
+        }
+        let (count, _) = memory.size();
+        assert!(count <= IncidentMemory::MAX_INCIDENTS, "{count}");
+        // The most recent are kept.
+        assert!(memory
+            .get(&std::net::Ipv4Addr::from(0x0a00_0000 + 10_499).into())
+            .is_some());
+        let mut big = Activity::new("10.1.0.1".parse().unwrap());
+        for n in 0..1000u32 {
+            big.add(
+                &finding(
+                    "10.1.0.1",
+                    &std::net::Ipv4Addr::from(n).to_string(),
+                    n as u16,
+                ),
+                None,
+            );
+        }
+        for n in 0..1000u32 {
+            big.source = std::net::Ipv4Addr::from(0x0b00_0000 + n).into();
+            memory.track(&big, None, 200);
+        }
+        let (_, weight) = memory.size();
+        assert!(weight <= IncidentMemory::MAX_WEIGHT, "{weight}");
+    }
+}

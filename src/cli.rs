@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::time::{Duration, Instant};
 
 use crate::aws::publish::{publish_all, RetryPolicy, SnsSink};
+use crate::aws::sdk_config;
 use crate::config::{
     env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
     DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
@@ -24,9 +25,7 @@ use crate::detect::alert::{alerts_from_memory, Alert};
 use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
-use crate::function::{
-    parse_topic_arn, sns_client, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN,
-};
+use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
 use crate::input::decode::scan_reader;
 use crate::input::scan::Report;
 use crate::present::message::{messages_for, OutgoingMessage};
@@ -373,7 +372,7 @@ fn publish(topic_arn: &str, messages: &[OutgoingMessage]) -> bool {
         return false;
     };
     let outcome = runtime.block_on(async {
-        let sink = SnsSink::new(sns_client().await, topic_arn);
+        let sink = SnsSink::new(aws_sdk_sns::Client::new(&sdk_config().await), topic_arn);
         let deadline = Instant::now() + Duration::from_secs(60);
         publish_all(&sink, messages, deadline, RetryPolicy::default()).await
     });

@@ -12,10 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use futures_util::stream::{self, StreamExt};
+
 use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
+use crate::aws::state::{StateError, StateTable};
+use crate::aws::{dynamodb_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
-use crate::detect::alert::{alerts_from_memory, Alert};
-use crate::detect::incident::IncidentMemory;
+use crate::detect::alert::{alerts_from_memory, order, Alert};
+use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_json, DecodeError};
 use crate::input::scan::Report;
 use crate::present::message::{messages_for, OutgoingMessage};
@@ -24,6 +28,7 @@ use crate::recent::DeliveredMessages;
 pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 pub const ENV_DRY_RUN: &str = "DRY_RUN";
 pub const ENV_MAX_ALERTS: &str = "MAX_ALERTS_PER_INVOCATION";
+pub const ENV_STATE_TABLE: &str = "STATE_TABLE";
 
 /// Alert messages per invocation unless MAX_ALERTS_PER_INVOCATION says otherwise.
 pub const DEFAULT_MAX_ALERTS: usize = 10;
@@ -42,6 +47,7 @@ pub const ENVIRONMENT: &[&str] = &[
     ENV_SNS_TOPIC_ARN,
     ENV_DRY_RUN,
     ENV_MAX_ALERTS,
+    ENV_STATE_TABLE,
 ];
 
 /// The CloudWatch metrics namespace of the Embedded Metric Format line.
@@ -57,6 +63,9 @@ pub struct FunctionConfig {
     pub max_alerts: usize,
     /// The function's region (`AWS_REGION`, set by Lambda), named in the alerts.
     pub region: Option<String>,
+    /// The DynamoDB table that incidents are shared through; `None`: each instance keeps its
+    /// own, in memory.
+    pub state_table: Option<String>,
 }
 
 impl FunctionConfig {
@@ -90,6 +99,7 @@ impl FunctionConfig {
             dry_run,
             max_alerts,
             region: env_setting(&lookup, "AWS_REGION").map(|s| s.value),
+            state_table: env_setting(&lookup, ENV_STATE_TABLE).map(|s| s.value.trim().to_string()),
         })
     }
 }
@@ -138,6 +148,10 @@ pub struct Summary {
     pub suppressed: u64,
     /// Alerts beyond MAX_ALERTS_PER_INVOCATION, listed in the digest.
     pub digested: u64,
+    /// Calls to the state table that failed; the instance decided from its own memory.
+    pub state_errors: u64,
+    /// Calls made to the state table.
+    pub state_calls: u64,
 }
 
 /// Why an invocation failed. Lambda retries it, then keeps the event in the failure destination.
@@ -173,6 +187,10 @@ pub struct Function<S> {
     config: FunctionConfig,
     /// `None` with `DRY_RUN=true`: messages are logged instead.
     sink: Option<S>,
+    /// The shared incidents, when STATE_TABLE is set.
+    table: Option<StateTable>,
+    /// This instance's incidents: the store itself without a table, else a mirror of what the
+    /// table said, used when the table cannot be reached.
     incidents: Mutex<IncidentMemory>,
     delivered: Mutex<DeliveredMessages>,
     policy: RetryPolicy,
@@ -186,6 +204,21 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Calls to the state table in flight at once, at most.
+const STATE_CONCURRENCY: usize = 32;
+
+/// The incident decisions of one invocation.
+struct Decisions {
+    alerts: Vec<Alert>,
+    state_errors: u64,
+}
+
+/// Where a source's incident view came from.
+enum View {
+    Shared(Tracked),
+    Local(Tracked),
+}
+
 impl<S: AlertSink> Function<S> {
     pub fn new(config: FunctionConfig, sink: Option<S>, policy: RetryPolicy) -> Function<S> {
         Function {
@@ -193,9 +226,16 @@ impl<S: AlertSink> Function<S> {
             delivered: Mutex::new(DeliveredMessages::default()),
             config,
             sink,
+            table: None,
             policy,
             clock: unix_now,
         }
+    }
+
+    /// Shares incidents through `table`.
+    pub fn with_table(mut self, table: StateTable) -> Function<S> {
+        self.table = Some(table);
+        self
     }
 
     /// Reads the time from `clock` instead of the system's (tests).
@@ -204,17 +244,130 @@ impl<S: AlertSink> Function<S> {
         self
     }
 
-    /// Adds the batch to its sources' incidents; the alerts they claim, most severe first.
-    fn decide(&self, report: &Report, now: u64) -> Vec<Alert> {
-        let mut incidents = self.incidents.lock().unwrap_or_else(|e| e.into_inner());
-        alerts_from_memory(
-            &mut incidents,
-            &report.activities,
-            report.fingerprint,
-            now,
+    fn memory(&self) -> std::sync::MutexGuard<'_, IncidentMemory> {
+        self.incidents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn alert(&self, incident: &Incident, claim: Claim, report: &Report) -> Alert {
+        let mut alert = Alert::new(
+            incident,
+            claim,
+            self.config.engine.incidents.thresholds,
             &report.origin,
-            self.config.region.as_deref(),
-        )
+        );
+        alert.region.clone_from(&self.config.region);
+        alert
+    }
+
+    /// Adds the batch to its sources' incidents; the alerts they claim, most severe first.
+    async fn decide(&self, report: &Report, now: u64) -> Decisions {
+        let Some(table) = &self.table else {
+            let alerts = alerts_from_memory(
+                &mut self.memory(),
+                &report.activities,
+                report.fingerprint,
+                now,
+                &report.origin,
+                self.config.region.as_deref(),
+            );
+            return Decisions {
+                alerts,
+                state_errors: 0,
+            };
+        };
+        let batch = report.fingerprint;
+        let owner = batch.unwrap_or(0);
+        let policy = self.config.engine.incidents;
+        let mut state_errors = 0;
+        // One update per source, concurrently; each starts from what this instance knows.
+        let known: Vec<Option<Incident>> = {
+            let memory = self.memory();
+            report
+                .activities
+                .iter()
+                .map(|a| memory.get(&a.source).cloned())
+                .collect()
+        };
+        let shared: Vec<Result<Tracked, StateError>> =
+            stream::iter(report.activities.iter().zip(&known))
+                .map(|(a, k)| table.track(a, batch, now, k.as_ref()))
+                .buffered(STATE_CONCURRENCY)
+                .collect()
+                .await;
+        let views: Vec<View> = {
+            let mut memory = self.memory();
+            report
+                .activities
+                .iter()
+                .zip(shared)
+                .map(|(activity, shared)| {
+                    let local = memory.track(activity, batch, now);
+                    match shared {
+                        Ok(tracked) => {
+                            memory.replace(tracked.incident.clone(), now);
+                            View::Shared(tracked)
+                        }
+                        Err(err) => {
+                            tracing::warn!(source = %activity.source, error = %err, "state table unavailable: deciding from this instance's memory");
+                            state_errors += 1;
+                            View::Local(local)
+                        }
+                    }
+                })
+                .collect()
+        };
+        let mut alerts = Vec::new();
+        let mut to_claim: Vec<(&Incident, Claim)> = Vec::new();
+        for view in &views {
+            let (View::Shared(tracked) | View::Local(tracked)) = view;
+            let wanted = tracked.wanted(batch, &policy, now);
+            for claim in wanted.resend {
+                alerts.push(self.alert(&tracked.incident, claim, report));
+            }
+            match (view, wanted.due) {
+                (View::Shared(_), Some(claim)) => to_claim.push((&tracked.incident, claim)),
+                (View::Local(_), Some(claim)) => {
+                    let i = &tracked.incident;
+                    let mut memory = self.memory();
+                    if memory.claim(i.source(), i.opened_at, claim, owner, now) {
+                        if let Some(claimed) = memory.get(&i.source()) {
+                            alerts.push(self.alert(claimed, claim, report));
+                        }
+                    }
+                }
+                (_, None) => {}
+            }
+        }
+        let claims: Vec<Result<Option<Incident>, StateError>> = stream::iter(&to_claim)
+            .map(|(incident, claim)| table.claim(incident, *claim, owner, now))
+            .buffered(STATE_CONCURRENCY)
+            .collect()
+            .await;
+        for ((incident, claim), result) in to_claim.iter().zip(claims) {
+            match result {
+                Ok(Some(claimed)) => {
+                    self.memory().replace(claimed.clone(), now);
+                    alerts.push(self.alert(&claimed, *claim, report));
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    // A duplicate beats a miss: decide from this instance's memory.
+                    tracing::warn!(source = %incident.source(), error = %err, "cannot claim the message in the state table: sending it on this instance's word");
+                    state_errors += 1;
+                    let mut memory = self.memory();
+                    if memory.claim(incident.source(), incident.opened_at, *claim, owner, now) {
+                        if let Some(claimed) = memory.get(&incident.source()) {
+                            alerts.push(self.alert(claimed, *claim, report));
+                        }
+                    }
+                }
+            }
+        }
+        order(&mut alerts);
+        Decisions {
+            alerts,
+            state_errors,
+        }
     }
 
     /// Handles one event; `deadline` is the invocation's.
@@ -225,7 +378,10 @@ impl<S: AlertSink> Function<S> {
     ) -> Result<Summary, InvocationError> {
         let report = scan_json(payload, &self.config.engine)?;
         let fingerprint = report.fingerprint;
-        let alerts = self.decide(&report, (self.clock)());
+        let Decisions {
+            alerts,
+            state_errors,
+        } = self.decide(&report, (self.clock)()).await;
         let sources_alerted: std::collections::HashSet<_> =
             alerts.iter().map(|a| a.source).collect();
         let mut summary = Summary {
@@ -238,6 +394,8 @@ impl<S: AlertSink> Function<S> {
             suppressed: (report.activities.len() - sources_alerted.len()) as u64,
             digested: alerts.len().saturating_sub(self.config.max_alerts) as u64,
             published: 0,
+            state_errors,
+            state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
         };
         let mut messages = messages_for(&alerts, self.config.max_alerts);
         {
@@ -297,6 +455,8 @@ pub fn metrics_line(
                     metric("Findings", "Count"),
                     metric("AlertsPublished", "Count"),
                     metric("Suppressed", "Count"),
+                    metric("StateErrors", "Count"),
+                    metric("StateCalls", "Count"),
                     metric("Failed", "Count"),
                     metric("Duration", "Milliseconds"),
                 ],
@@ -308,32 +468,12 @@ pub fn metrics_line(
         "Findings": summary.findings,
         "AlertsPublished": summary.published,
         "Suppressed": summary.suppressed,
+        "StateErrors": summary.state_errors,
+        "StateCalls": summary.state_calls,
         "Failed": u64::from(failed),
         "Duration": duration.as_secs_f64() * 1000.0,
     })
     .to_string()
-}
-
-/// Loads the AWS configuration with retries and timeouts that fit inside an invocation: the
-/// SDK retries throttling and server errors itself (3 attempts), and no attempt may hang.
-pub async fn sns_client() -> aws_sdk_sns::Client {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_initial_backoff(Duration::from_millis(100)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await;
-    aws_sdk_sns::Client::new(&config)
 }
 
 /// The Lambda entry point: start-up once, then the runtime loop.
@@ -346,12 +486,20 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
             return Err(format!("configuration error: {err}").into());
         }
     };
+    let aws = sdk_config().await;
     let sink = match (&config.topic_arn, config.dry_run) {
-        (Some(arn), false) => Some(SnsSink::new(sns_client().await, arn.clone())),
+        (Some(arn), false) => Some(SnsSink::new(aws_sdk_sns::Client::new(&aws), arn.clone())),
         _ => None,
     };
+    let table = config
+        .state_table
+        .as_ref()
+        .map(|name| StateTable::new(dynamodb_client(&aws), name, config.engine.incidents));
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let function = Function::new(config, sink, RetryPolicy::default());
+    let mut function = Function::new(config, sink, RetryPolicy::default());
+    if let Some(table) = table {
+        function = function.with_table(table);
+    }
     let function = &function;
     let function_name = function_name.as_str();
     lambda_runtime::run(lambda_runtime::service_fn(
@@ -381,6 +529,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                     published = s.published,
                     suppressed = s.suppressed,
                     digested = s.digested,
+                    state_errors = s.state_errors,
+                    state_calls = s.state_calls,
                     "invocation done"
                 ),
                 Err(err) => tracing::error!(error = %err, "invocation failed"),

@@ -1,3 +1,43 @@
-//! The AWS edge: publishing to SNS ([`publish`]).
+//! The AWS edge: publishing to SNS ([`publish`]) and the shared incident table in DynamoDB
+//! ([`state`]), with the SDK configuration both use.
 
 pub mod publish;
+pub mod state;
+
+use std::time::Duration;
+
+/// Loads the AWS configuration with retries and timeouts that fit inside an invocation: the
+/// SDK retries throttling and server errors itself (3 attempts), and no attempt may hang.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// A DynamoDB client for the incident table: state must never hold up an alert, so calls give
+/// up sooner than SNS calls (a second an attempt, two and a half in all), and the function
+/// falls back to its own memory.
+pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_millis(2500))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}

@@ -92,26 +92,30 @@ pub fn email(alert: &Alert) -> String {
     let _ = writeln!(m, "SENDER");
     line(&mut m, "Address", &alert.source.to_string());
     line(&mut m, "Find it", &find_sender_command(alert));
-    let sender = describe_places(&alert.sender);
+    let sender = places(&alert.sender);
     if !sender.is_empty() {
         line(
             &mut m,
-            "Its interface",
-            &format!(
-                "{} (from records leaving it, flow-direction egress)",
-                sender.join("; ")
-            ),
+            "Seen leaving",
+            "its own interface (flow-direction egress):",
         );
+    }
+    for (label, value) in sender {
+        line(&mut m, label, &value);
     }
 
     let _ = writeln!(m, "\nREJECTED AT (where the records were captured: the receivers' side for inbound rejects, not the sender)");
-    let at = describe_places(&alert.rejected_at);
+    let at = places(&alert.rejected_at);
     if at.is_empty() {
-        line(&mut m, "Interfaces", "not in the flow log records");
+        let none = if alert.sender.interfaces.is_empty() {
+            "not in the flow log records"
+        } else {
+            "only the sender's own interface (above)"
+        };
+        line(&mut m, "Interfaces", none);
     }
-    for item in at {
-        let (label, value) = item.split_once(": ").unwrap_or(("Ids", &item));
-        line(&mut m, label, value);
+    for (label, value) in at {
+        line(&mut m, label, &value);
     }
     line(&mut m, "Accounts", &list_or(&alert.accounts, "-"));
     line(
@@ -153,20 +157,13 @@ pub fn email(alert: &Alert) -> String {
     if alert.responses > 0 {
         line(
             &mut m,
-            "Replies from",
-            &format!(
-                "port {}",
-                counted(alert.service_ports, &strings(&alert.sample_service_ports))
-            ),
+            "Reply ports",
+            &counted(alert.service_ports, &strings(&alert.sample_service_ports)),
         );
         line(
             &mut m,
-            "Replies to",
-            &format!(
-                "{} client{}",
-                counted(alert.peers, &strings(&alert.sample_peers)),
-                plural(alert.peers.count as u64)
-            ),
+            "Clients",
+            &counted(alert.peers, &strings(&alert.sample_peers)),
         );
     }
     match window(alert) {
@@ -195,6 +192,7 @@ fn headline(alert: &Alert) -> String {
     let what = activity(alert);
     let records = format!("{} flow log record{}", alert.records, plural(alert.records));
     match alert.reason {
+        Reason::Opened if alert.kind == Kind::BlockedResponses => format!("{}, an address inside your VPC, {what}, in {records}.", alert.source),
         Reason::Opened => format!("{}, an address inside your VPC, sent traffic that the network rejected: it {what}, in {records}.", alert.source),
         Reason::Escalated => format!("The incident of {} is now {}: it {what}, in {records} so far.", alert.source, alert.severity.as_str().to_ascii_uppercase()),
         Reason::Reminder => format!("{} is still sending traffic that the network rejects: it {what}, in {records} since the incident opened.", alert.source),
@@ -211,13 +209,15 @@ fn meaning(alert: &Alert) -> &'static str {
 }
 
 fn next_steps(alert: &Alert) -> Vec<String> {
-    let ignore = format!("If the source is a known scanner or monitoring host, silence it: add {} to the stack's IgnoreSourceCidrs parameter (IGNORE_SOURCE_CIDRS).", alert.source);
+    let ignore = |why: &str| {
+        format!("{why}, silence it: add {} to the stack's IgnoreSourceCidrs parameter (IGNORE_SOURCE_CIDRS).", alert.source)
+    };
     if alert.kind == Kind::BlockedResponses {
         return vec![
             format!("Find the subnet of the sender: {}", find_sender_command(alert)),
             "Check the network ACLs of the sender's subnet and of its clients' subnets: each needs an outbound and an inbound rule allowing TCP (and UDP, if used) on ports 1024-65535 for return traffic.".to_string(),
             "Security groups are stateful and never drop replies; only a network ACL does this.".to_string(),
-            ignore,
+            ignore("If these replies are meant to be dropped"),
         ];
     }
     vec![
@@ -225,7 +225,7 @@ fn next_steps(alert: &Alert) -> Vec<String> {
         "Ask whether it should talk to these hosts and ports at all. Look for unexpected processes, new cron jobs or users, and recent deployments.".to_string(),
         "If it may be compromised, isolate it (move it to a security group without rules) and snapshot its volumes before you investigate.".to_string(),
         "If the traffic is expected but blocked, fix the security group or network ACL that rejects it.".to_string(),
-        ignore,
+        ignore("If the source is a known scanner or monitoring host"),
     ]
 }
 
@@ -246,8 +246,8 @@ pub fn find_sender_command(alert: &Alert) -> String {
     )
 }
 
-/// `Interfaces: eni-1, eni-2`, `Instances: ...`, for the kinds that have ids.
-fn describe_places(p: &Places) -> Vec<String> {
+/// (`Interfaces`, `eni-1, eni-2`), (`Instances`, ...), for the kinds that have ids.
+fn places(p: &Places) -> Vec<(&'static str, String)> {
     [
         ("Interfaces", &p.interfaces),
         ("Instances", &p.instances),
@@ -256,7 +256,7 @@ fn describe_places(p: &Places) -> Vec<String> {
     ]
     .into_iter()
     .filter(|(_, ids)| !ids.is_empty())
-    .map(|(label, ids)| format!("{label}: {}", ids.join(", ")))
+    .map(|(label, ids)| (label, ids.join(", ")))
     .collect()
 }
 
@@ -372,7 +372,7 @@ pub fn protocol_name(number: u8) -> String {
 }
 
 fn line(m: &mut String, label: &str, value: &str) {
-    let _ = writeln!(m, "  {:<12}{value}", format!("{label}:"));
+    let _ = writeln!(m, "  {:<14}{value}", format!("{label}:"));
 }
 
 fn list_or(items: &[String], none: &str) -> String {
@@ -569,7 +569,7 @@ pub(crate) mod tests {
             text.contains("network ACL without a rule for return traffic"),
             "{text}"
         );
-        assert!(text.contains("port 1 (443)"), "{text}");
+        assert!(text.contains("Reply ports:  1 (443)"), "{text}");
         assert!(text.contains("12 (lowest: 198.51.100.0"), "{text}");
     }
 

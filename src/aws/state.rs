@@ -289,14 +289,8 @@ impl StateTable {
         full: &[&str],
     ) -> Result<Option<Incident>, StateError> {
         let mut u = Update::default();
-        let [incident, last_at, expires_at, first_seen, last_seen] = [
-            "incident",
-            "last_at",
-            TTL_ATTRIBUTE,
-            "first_seen",
-            "last_seen",
-        ]
-        .map(|n| u.name(n));
+        let [incident, last_at, expires_at] =
+            ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
         let now_v = u.value("now", number(now));
         let cutoff_v = u.value("cutoff", number(cutoff));
         let expires = u.value("expires", number(now + self.policy.window));
@@ -308,11 +302,13 @@ impl StateTable {
             "attribute_not_exists({last_at}) OR {last_at} > {cutoff_v}"
         ));
         if let Some(first) = a.first_seen {
+            let first_seen = u.name("first_seen");
             let v = u.value("first", number(first));
             u.set
                 .push(format!("{first_seen} = if_not_exists({first_seen}, {v})"));
         }
         if let Some(last) = a.last_seen {
+            let last_seen = u.name("last_seen");
             let v = u.value("last", number(last));
             u.set.push(format!("{last_seen} = {v}"));
         }
@@ -489,14 +485,8 @@ impl StateTable {
         now: u64,
     ) -> Result<Option<Incident>, StateError> {
         let mut u = Update::default();
-        let [incident_n, last_sent, claimed, reminders, owner_n] = [
-            "incident",
-            "last_sent",
-            "claimed",
-            "reminders",
-            &format!("owner_{}", claim.key()),
-        ]
-        .map(|n| u.name(n));
+        let [incident_n, last_sent, owner_n] =
+            ["incident", "last_sent", &format!("owner_{}", claim.key())].map(|n| u.name(n));
         let opened = u.value("opened", number(incident.opened_at));
         u.conditions.push(format!("{incident_n} = {opened}"));
         let now_v = u.value("now", number(now));
@@ -505,6 +495,7 @@ impl StateTable {
         u.set.push(format!("{owner_n} = {owner_v}"));
         match claim {
             Claim::Level(level) => {
+                let claimed = u.name("claimed");
                 let v = u.value("level", AttributeValue::Ss(vec![level.as_str().into()]));
                 u.add.push(format!("{claimed} {v}"));
                 let taken: Vec<String> = Severity::ALL
@@ -521,6 +512,7 @@ impl StateTable {
                 ));
             }
             Claim::Reminder => {
+                let reminders = u.name("reminders");
                 let one = u.value("one", number(1));
                 u.add.push(format!("{reminders} {one}"));
                 let due = u.value("due", number(now.saturating_sub(self.policy.cooldown)));

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("VPC_FLOW_ALERT_BIN", ROOT / "target" / "debug" / "vpc-flow-alert"))
@@ -67,6 +68,29 @@ def moto():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def template_resource(name):
+    """A resource of the deployment template, with CloudFormation's tags read as null."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)["Resources"][name]
+
+
+@pytest.fixture
+def state_table(moto):
+    """A fresh incident table, created from the template's own definition."""
+    props = template_resource("IncidentTable")["Properties"]
+    ddb = aws("dynamodb", moto)
+    name = "incidents-" + uuid.uuid4().hex[:8]
+    ddb.create_table(TableName=name, AttributeDefinitions=props["AttributeDefinitions"],
+                     KeySchema=props["KeySchema"], BillingMode=props["BillingMode"],
+                     SSESpecification={"Enabled": props["SSESpecification"]["SSEEnabled"]})
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+    return name
 
 
 def aws(service, endpoint):
@@ -252,12 +276,17 @@ def start_function():
 class FaultProxy:
     """Forwards to moto, except the PublishBatch calls it is told to break, in order:
     'throttle', 'server-error', 'fail-last-entry', 'hang', 'drop' (close the connection without
-    an answer) or 'forward'. Once `plan` is empty, `decide()` chooses (forward by default)."""
+    an answer) or 'forward'. Once `plan` is empty, `decide()` chooses (forward by default).
+    DynamoDB calls follow `ddb_plan`, then `ddb_decide()`: 'throttle', 'server-error', 'hang' or
+    'forward'."""
 
     def __init__(self, upstream):
         self.upstream = upstream
         self.plan = []
         self.decide = lambda: "forward"
+        self.ddb_plan = []
+        self.ddb_decide = lambda: "forward"
+        self.ddb_calls = []  # the X-Amz-Target of every DynamoDB call that reached the proxy
         self.batches = []  # the entry ids of every PublishBatch call that reached the proxy
         proxy = self
 
@@ -287,8 +316,26 @@ class FaultProxy:
                 except urllib.error.HTTPError as e:
                     return e.code, e.read(), e.headers.get("Content-Type", "text/xml")
 
+            def dynamodb(self, body):
+                proxy.ddb_calls.append(self.headers["X-Amz-Target"])
+                action = proxy.ddb_plan.pop(0) if proxy.ddb_plan else proxy.ddb_decide()
+                error = lambda status, kind: self.reply(status, json.dumps(
+                    {"__type": f"com.amazonaws.dynamodb.v20120810#{kind}", "message": "injected"}).encode(),
+                    "application/x-amz-json-1.0")
+                if action == "throttle":
+                    return error(400, "ThrottlingException")
+                if action == "server-error":
+                    return error(500, "InternalServerError")
+                if action == "hang":
+                    time.sleep(5)
+                    return error(500, "InternalServerError")
+                status, resp, ctype = self.forward(body)
+                return self.reply(status, resp, ctype)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("X-Amz-Target", "").startswith("DynamoDB_"):
+                    return self.dynamodb(body)
                 params = urllib.parse.parse_qsl(body.decode())
                 if dict(params).get("Action") != "PublishBatch":
                     return self.reply(*self.forward(body)[:2])

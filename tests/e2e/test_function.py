@@ -18,15 +18,22 @@ def event_file(name):
     return (ROOT / "events" / f"{name}.json").read_bytes()
 
 
-def make_event(messages, first_id=0, owner="210987654321"):
+# The names the default space-delimited filter pattern gives the fields (extractedFields).
+V2_FIELDS = ["version", "account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
+             "packets", "bytes", "start", "end", "action", "log_status"]
+
+
+def make_event(messages, first_id=0, owner="210987654321", stream="eni-0a1b2c3d4e5f60718-all"):
+    """One delivery as production sends it: one log stream, extractedFields on every event."""
     document = {
         "messageType": "DATA_MESSAGE",
         "owner": owner,
         "logGroup": "/vpc/flow-logs",
-        "logStream": "eni-0a1b2c3d4e5f60718-all",
+        "logStream": stream,
         "subscriptionFilters": ["rejects"],
         "logEvents": [
-            {"id": str(first_id + i), "timestamp": 1764195360000, "message": m}
+            {"id": str(first_id + i), "timestamp": 1764195360000, "message": m,
+             "extractedFields": dict(zip(V2_FIELDS, m.split()))}
             for i, m in enumerate(messages)
         ],
     }

@@ -28,18 +28,38 @@ $(DEPLOY_VENV)/.installed: tests/requirements-deploy.txt
 	touch $@
 
 ## demo: build, then show the alerts of the sample events with an example configuration.
+## `check` runs its inputs in order through one incident store: what the function would send
+## for those deliveries. (cargo run finds the binary wherever CARGO_TARGET_DIR puts it.)
+RUN := $(CARGO) run --quiet --
 demo:
 	$(CARGO) build --quiet
-	@echo "== VPC_CIDRS=$(DEMO_VPC); the default format =="
-	VPC_CIDRS=$(DEMO_VPC) $(BIN) check events/internal-reject.json events/port-scan.json \
-	  events/host-sweep.json events/ipv6.json events/internet-only.json events/control-message.json
+	@echo "== a host sweep delivered as AWS delivers it: 12 payloads, one per target's log stream =="
+	@echo "== (the incident opens MEDIUM and rises to HIGH; the other 10 deliveries send nothing) =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/sweep-*.json 2>/dev/null | grep -E '^(Subject|SMS):'
 	@echo
-	@echo "== the same as JSON lines (what machines subscribed to the topic receive) =="
-	VPC_CIDRS=$(DEMO_VPC) $(BIN) check --output json events/port-scan.json events/ipv6.json
+	@echo "== the same deliveries, each alone (--per-input): what a function without incidents saw =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check --per-input events/sweep-*.json 2>/dev/null | grep -c '^Subject: \[MEDIUM\]'
+	@echo
+	@echo "== a port scan split over two deliveries a minute apart: MEDIUM, then HIGH =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/scan-split-01.json events/scan-split-02.json
+	@echo
+	@echo "== replies a network ACL drops: LOW, a misconfiguration, not a probe =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/blocked-responses.json | grep -E '^(Subject|SMS):'
+	@echo
+	@echo "== the other samples; the default format =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/internal-reject.json events/port-scan.json \
+	  events/ipv6.json events/internet-only.json events/control-message.json | grep -E '^(Subject|SMS):'
+	@echo
+	@echo "== as JSON lines (what machines subscribed to the topic receive) =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check --output json events/port-scan.json events/ipv6.json
+	@echo
+	@echo "== direction and flags (flow-direction, tcp-flags): the sender's own interface, a SYN-ACK reply =="
+	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/directions-v5.log)" \
+	  $(RUN) check events/directions-v5.json | grep -E '^(Subject|SMS):'
 	@echo
 	@echo "== a custom version-5 format: the source is the pod behind the node (pkt-srcaddr) =="
 	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/custom-v5.log)" \
-	  $(BIN) check --output json events/custom-v5.json
+	  $(RUN) check --output json events/custom-v5.json
 
 ## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
 ## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy

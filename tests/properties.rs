@@ -132,3 +132,130 @@ proptest! {
         prop_assert_eq!(fast.fingerprint, slow.fingerprint);
     }
 }
+
+mod incidents {
+    use super::*;
+    use std::collections::HashMap;
+    use vpc_flow_alert::config::{IncidentPolicy, Thresholds};
+    use vpc_flow_alert::detect::activity::{Activity, SET_CAP};
+    use vpc_flow_alert::detect::incident::{Claim, IncidentMemory, Severity};
+    use vpc_flow_alert::detect::rule::Finding;
+
+    const POLICY: IncidentPolicy = IncidentPolicy {
+        thresholds: Thresholds {
+            port_scan: 10,
+            host_sweep: 10,
+        },
+        window: 3600,
+        cooldown: 3600,
+    };
+
+    /// One delivery: a source, the hosts and ports it reached, replies or probes.
+    type Delivery = (u8, Vec<(u8, u16)>, bool);
+
+    fn delivery() -> impl Strategy<Value = Delivery> {
+        (
+            0u8..3,
+            proptest::collection::vec((0u8..16, 1u16..20), 1..6),
+            any::<bool>(),
+        )
+    }
+
+    fn slice((source, flows, replies): &Delivery) -> Activity {
+        let source: IpAddr = Ipv4Addr::new(10, 0, 0, *source).into();
+        let mut a = Activity::new(source);
+        for &(host, port) in flows {
+            let (srcport, dstport) = if *replies {
+                (443, 40000 + port)
+            } else {
+                (40000, port)
+            };
+            a.add(
+                &Finding {
+                    account: Some("111122223333"),
+                    source,
+                    destination: Some(Ipv4Addr::new(10, 0, 1, host).into()),
+                    srcport: Some(srcport),
+                    dstport: Some(dstport),
+                    protocol: Some(6),
+                    packets: 1,
+                    bytes: 40,
+                    start: Some(1),
+                    end: Some(2),
+                    interface_id: None,
+                    vpc_id: None,
+                    subnet_id: None,
+                    instance_id: None,
+                    tcp_flags: None,
+                    direction: None,
+                },
+                None,
+            );
+        }
+        a
+    }
+
+    /// Runs the deliveries in order; the final severity of each source and the messages sent.
+    fn run(deliveries: &[Delivery]) -> (HashMap<IpAddr, Severity>, Vec<(IpAddr, Claim)>) {
+        let mut memory = IncidentMemory::new(POLICY);
+        let mut sent = Vec::new();
+        for (n, d) in deliveries.iter().enumerate() {
+            let a = slice(d);
+            for (incident, claim) in memory.observe(&a, Some(n as u64), 100 + n as u64) {
+                sent.push((incident.source(), claim));
+            }
+        }
+        let finals = deliveries
+            .iter()
+            .map(|d| slice(d).source)
+            .map(|s| (s, memory.get(&s).unwrap().severity(POLICY.thresholds)))
+            .collect();
+        (finals, sent)
+    }
+
+    proptest! {
+        #[test]
+        fn the_order_of_deliveries_does_not_change_the_final_severity(
+            (deliveries, shuffled) in proptest::collection::vec(delivery(), 1..30)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let (a, sent_a) = run(&deliveries);
+            let (b, sent_b) = run(&shuffled);
+            prop_assert_eq!(&a, &b);
+            // The final severity was messaged, whatever the order: escalations are never held back.
+            for (sent, finals) in [(sent_a, &a), (sent_b, &b)] {
+                for (source, severity) in finals {
+                    prop_assert!(sent.contains(&(*source, Claim::Level(*severity))));
+                    let levels = sent.iter().filter(|(s, c)| s == source && matches!(c, Claim::Level(_))).count();
+                    prop_assert!(levels <= 3, "at most one message per level");
+                }
+            }
+        }
+
+        #[test]
+        fn distinct_counts_are_exact_up_to_the_cap_then_at_least(extra in 0usize..50) {
+            let mut memory = IncidentMemory::new(POLICY);
+            let source: IpAddr = "10.0.0.1".parse().unwrap();
+            let total = SET_CAP - 25 + extra;
+            for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
+                let mut a = Activity::new(source);
+                for &n in chunk {
+                    let mut f = Finding {
+                        account: None, source, destination: Some(Ipv4Addr::from(0x0a01_0000 + n as u32).into()),
+                        srcport: Some(40000), dstport: Some(22), protocol: Some(6), packets: 1, bytes: 40,
+                        start: None, end: None, interface_id: None, vpc_id: None, subnet_id: None,
+                        instance_id: None, tcp_flags: None, direction: None,
+                    };
+                    f.dstport = Some((n % 60000) as u16 + 1);
+                    a.add(&f, None);
+                }
+                memory.observe(&a, None, 100);
+            }
+            let seen = &memory.get(&source).unwrap().seen;
+            prop_assert!(seen.destinations.len() <= SET_CAP);
+            prop_assert_eq!(seen.destinations.len(), total.min(SET_CAP));
+            prop_assert_eq!(seen.destinations.is_exact(), total <= SET_CAP);
+            prop_assert_eq!(seen.ports.is_exact(), total <= SET_CAP);
+        }
+    }
+}

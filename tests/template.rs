@@ -65,3 +65,34 @@ fn the_default_filter_pattern_is_what_filter_pattern_prints() {
         String::from_utf8(printed.stdout).unwrap().trim()
     );
 }
+
+#[test]
+fn the_incident_tables_key_and_ttl_are_the_attributes_the_binary_writes() {
+    use vpc_flow_alert::aws::state::{KEY, TTL_ATTRIBUTE};
+    let text = template();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != "IncidentTable:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .collect();
+    let after = |header: &str| {
+        table
+            .iter()
+            .skip_while(|l| l.trim() != header)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("- AttributeName: ")
+                    .or(l.trim().strip_prefix("AttributeName: "))
+            })
+            .unwrap_or_else(|| panic!("no AttributeName under {header}"))
+            .to_string()
+    };
+    assert_eq!(after("KeySchema:"), KEY);
+    assert_eq!(after("TimeToLiveSpecification:"), TTL_ATTRIBUTE);
+    assert!(table
+        .iter()
+        .any(|l| l.trim() == "BillingMode: PAY_PER_REQUEST"));
+    // The function may update and read items of that table, and nothing else of DynamoDB.
+    assert!(text.contains("Action: [dynamodb:UpdateItem, dynamodb:GetItem]\n              Resource: !GetAtt IncidentTable.Arn"));
+}

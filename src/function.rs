@@ -6,6 +6,9 @@
 //! or whose alerts cannot all be published, fails the invocation, so that Lambda retries it and
 //! finally keeps it in the failure destination.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +21,7 @@ use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
 use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
+use crate::detect::activity::Activity;
 use crate::detect::alert::{alerts_from_memory, order, Alert};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_json, DecodeError};
@@ -192,6 +196,8 @@ pub struct Function<S> {
     /// This instance's incidents: the store itself without a table, else a mirror of what the
     /// table said, used when the table cannot be reached.
     incidents: Mutex<IncidentMemory>,
+    /// Slices that did not reach the table, by source, to be added with the next delivery.
+    unsynced: Mutex<HashMap<IpAddr, Activity>>,
     delivered: Mutex<DeliveredMessages>,
     policy: RetryPolicy,
     clock: fn() -> u64,
@@ -206,6 +212,28 @@ pub fn unix_now() -> u64 {
 
 /// Calls to the state table in flight at once, at most.
 const STATE_CONCURRENCY: usize = 32;
+/// Sources whose findings did not reach the table, remembered to send with their next delivery.
+const MAX_UNSYNCED: usize = 10_000;
+
+/// The time the table may take for one phase (updates, then claims) of an invocation: a third
+/// of what is left before the deadline, at most 10 s, so that publishing always has time.
+fn state_budget(deadline: Instant) -> Duration {
+    (deadline.saturating_duration_since(Instant::now()) / 3).min(Duration::from_secs(10))
+}
+
+/// The results of `calls`, or, past `budget`, an error for each of the `n` calls: the function
+/// then decides from its own memory.
+async fn within<T>(
+    budget: Duration,
+    table: &StateTable,
+    calls: impl std::future::Future<Output = Vec<Result<T, StateError>>>,
+    n: usize,
+) -> Vec<Result<T, StateError>> {
+    match tokio::time::timeout(budget, calls).await {
+        Ok(results) => results,
+        Err(_) => (0..n).map(|_| Err(table.timed_out(budget))).collect(),
+    }
+}
 
 /// The incident decisions of one invocation.
 struct Decisions {
@@ -223,6 +251,7 @@ impl<S: AlertSink> Function<S> {
     pub fn new(config: FunctionConfig, sink: Option<S>, policy: RetryPolicy) -> Function<S> {
         Function {
             incidents: Mutex::new(IncidentMemory::new(config.engine.incidents)),
+            unsynced: Mutex::new(HashMap::new()),
             delivered: Mutex::new(DeliveredMessages::default()),
             config,
             sink,
@@ -259,8 +288,18 @@ impl<S: AlertSink> Function<S> {
         alert
     }
 
+    /// Claims in this instance's memory; the incident after the claim when it was won.
+    fn claim_locally(&self, i: &Incident, claim: Claim, owner: u64, now: u64) -> Option<Incident> {
+        let mut memory = self.memory();
+        if memory.claim(i.source(), i.opened_at, claim, owner, now) {
+            memory.get(&i.source()).cloned()
+        } else {
+            None
+        }
+    }
+
     /// Adds the batch to its sources' incidents; the alerts they claim, most severe first.
-    async fn decide(&self, report: &Report, now: u64) -> Decisions {
+    async fn decide(&self, report: &Report, now: u64, deadline: Instant) -> Decisions {
         let Some(table) = &self.table else {
             let alerts = alerts_from_memory(
                 &mut self.memory(),
@@ -279,23 +318,42 @@ impl<S: AlertSink> Function<S> {
         let owner = batch.unwrap_or(0);
         let policy = self.config.engine.incidents;
         let mut state_errors = 0;
-        // One update per source, concurrently; each starts from what this instance knows.
-        let known: Vec<Option<Incident>> = {
+        // What did not reach the table in earlier invocations goes with this one; the sets this
+        // instance knows to be full are left out.
+        let (slices, full): (Vec<Cow<'_, Activity>>, Vec<Vec<&'static str>>) = {
             let memory = self.memory();
+            let unsynced = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
             report
                 .activities
                 .iter()
-                .map(|a| memory.get(&a.source).cloned())
-                .collect()
+                .map(|a| {
+                    let slice = match unsynced.get(&a.source) {
+                        Some(pending) => {
+                            let mut merged = a.clone();
+                            merged.merge(pending);
+                            Cow::Owned(merged)
+                        }
+                        None => Cow::Borrowed(a),
+                    };
+                    (slice, table.full_sets(memory.get(&a.source), now))
+                })
+                .unzip()
         };
-        let shared: Vec<Result<Tracked, StateError>> =
-            stream::iter(report.activities.iter().zip(&known))
-                .map(|(a, k)| table.track(a, batch, now, k.as_ref()))
+        // One update per source, concurrently, within a budget: state never costs an alert.
+        let budget = state_budget(deadline);
+        let shared: Vec<Result<Tracked, StateError>> = within(
+            budget,
+            table,
+            stream::iter(slices.iter().zip(full))
+                .map(|(a, full)| table.track(a, batch, now, full))
                 .buffered(STATE_CONCURRENCY)
-                .collect()
-                .await;
+                .collect(),
+            slices.len(),
+        )
+        .await;
         let views: Vec<View> = {
             let mut memory = self.memory();
+            let mut unsynced = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
             report
                 .activities
                 .iter()
@@ -304,12 +362,20 @@ impl<S: AlertSink> Function<S> {
                     let local = memory.track(activity, batch, now);
                     match shared {
                         Ok(tracked) => {
+                            if !tracked.replay {
+                                unsynced.remove(&activity.source);
+                            }
                             memory.replace(tracked.incident.clone(), now);
                             View::Shared(tracked)
                         }
                         Err(err) => {
                             tracing::warn!(source = %activity.source, error = %err, "state table unavailable: deciding from this instance's memory");
                             state_errors += 1;
+                            if let Some(pending) = unsynced.get_mut(&activity.source) {
+                                pending.merge(activity);
+                            } else if unsynced.len() < MAX_UNSYNCED {
+                                unsynced.insert(activity.source, activity.clone());
+                            }
                             View::Local(local)
                         }
                     }
@@ -328,21 +394,23 @@ impl<S: AlertSink> Function<S> {
                 (View::Shared(_), Some(claim)) => to_claim.push((&tracked.incident, claim)),
                 (View::Local(_), Some(claim)) => {
                     let i = &tracked.incident;
-                    let mut memory = self.memory();
-                    if memory.claim(i.source(), i.opened_at, claim, owner, now) {
-                        if let Some(claimed) = memory.get(&i.source()) {
-                            alerts.push(self.alert(claimed, claim, report));
-                        }
+                    if let Some(claimed) = self.claim_locally(i, claim, owner, now) {
+                        alerts.push(self.alert(&claimed, claim, report));
                     }
                 }
                 (_, None) => {}
             }
         }
-        let claims: Vec<Result<Option<Incident>, StateError>> = stream::iter(&to_claim)
-            .map(|(incident, claim)| table.claim(incident, *claim, owner, now))
-            .buffered(STATE_CONCURRENCY)
-            .collect()
-            .await;
+        let claims: Vec<Result<Option<Incident>, StateError>> = within(
+            state_budget(deadline),
+            table,
+            stream::iter(&to_claim)
+                .map(|(incident, claim)| table.claim(incident, *claim, owner, now))
+                .buffered(STATE_CONCURRENCY)
+                .collect(),
+            to_claim.len(),
+        )
+        .await;
         for ((incident, claim), result) in to_claim.iter().zip(claims) {
             match result {
                 Ok(Some(claimed)) => {
@@ -354,11 +422,8 @@ impl<S: AlertSink> Function<S> {
                     // A duplicate beats a miss: decide from this instance's memory.
                     tracing::warn!(source = %incident.source(), error = %err, "cannot claim the message in the state table: sending it on this instance's word");
                     state_errors += 1;
-                    let mut memory = self.memory();
-                    if memory.claim(incident.source(), incident.opened_at, *claim, owner, now) {
-                        if let Some(claimed) = memory.get(&incident.source()) {
-                            alerts.push(self.alert(claimed, *claim, report));
-                        }
+                    if let Some(claimed) = self.claim_locally(incident, *claim, owner, now) {
+                        alerts.push(self.alert(&claimed, *claim, report));
                     }
                 }
             }
@@ -379,29 +444,32 @@ impl<S: AlertSink> Function<S> {
         let report = scan_json(payload, &self.config.engine)?;
         let fingerprint = report.fingerprint;
         let Decisions {
-            alerts,
+            mut alerts,
             state_errors,
-        } = self.decide(&report, (self.clock)()).await;
+        } = self.decide(&report, (self.clock)(), deadline).await;
         let sources_alerted: std::collections::HashSet<_> =
             alerts.iter().map(|a| a.source).collect();
+        let claimed = alerts.len() as u64;
+        // A retry of this batch on this instance: leave out what already went out, alone or in
+        // a digest, before the rest is split into messages and a digest again.
+        {
+            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            alerts.retain(|a| !delivered.already_sent(fingerprint, &a.id));
+        }
         let mut summary = Summary {
             records: report.counts.records,
             malformed: report.counts.malformed,
             rejects: report.counts.rejects,
             findings: report.counts.findings,
             sources: report.activities.len() as u64,
-            alerts: alerts.len() as u64,
+            alerts: claimed,
             suppressed: (report.activities.len() - sources_alerted.len()) as u64,
             digested: alerts.len().saturating_sub(self.config.max_alerts) as u64,
             published: 0,
             state_errors,
             state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
         };
-        let mut messages = messages_for(&alerts, self.config.max_alerts);
-        {
-            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-            messages.retain(|m| !delivered.already_sent(fingerprint, &m.key));
-        }
+        let messages = messages_for(&alerts, self.config.max_alerts);
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");
@@ -415,7 +483,9 @@ impl<S: AlertSink> Function<S> {
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
-                delivered.sent(fingerprint, &m.key, now);
+                for id in &m.covers {
+                    delivered.sent(fingerprint, id, now);
+                }
                 tracing::debug!(subject = %m.subject, "published");
             }
         }
@@ -553,7 +623,7 @@ fn deadline_instant(deadline_ms: u64) -> Instant {
 mod tests {
     use super::*;
     use crate::aws::publish::testing::ScriptedSink;
-    use crate::aws::publish::CallFailure;
+    use crate::aws::publish::{CallFailure, EntryFailure};
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -739,6 +809,34 @@ mod tests {
         assert_eq!(
             s.published, 1,
             "the retried batch sends the message it claimed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_sends_only_what_did_not_go_out_alone_or_in_a_digest() {
+        let f = function("3600");
+        let event = sources(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"], 0);
+        let refused = EntryFailure {
+            index: 0,
+            reason: "InvalidParameter: refused".into(),
+            retryable: false,
+        };
+        f.sink
+            .as_ref()
+            .unwrap()
+            .script
+            .lock()
+            .unwrap()
+            .push(Ok(vec![refused]));
+        let err = f.handle(&event, later()).await.unwrap_err();
+        assert!(err.to_string().contains("1 of 3"), "{err}");
+        let s = f.handle(&event, later()).await.unwrap();
+        assert_eq!((s.alerts, s.published), (4, 1));
+        let calls = f.sink.as_ref().unwrap().calls.lock().unwrap().clone();
+        assert_eq!(calls[1].len(), 1, "{calls:?}");
+        assert_eq!(
+            calls[1][0], calls[0][0],
+            "the one that failed, and nothing else"
         );
     }
 

@@ -367,6 +367,7 @@ mod tests {
             subject: format!("s{n}"),
             body: "x".repeat(body_len),
             attributes: vec![],
+            covers: vec![],
         }
     }
 
@@ -531,6 +532,7 @@ mod sns_tests {
                 subject: "s".into(),
                 body: r#"{"default":"x"}"#.into(),
                 attributes: vec![("severity", "high".into())],
+                covers: vec![],
             })
             .collect()
     }

@@ -22,7 +22,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::config::IncidentPolicy;
 use crate::detect::activity::{Activity, Capped, ID_CAP, SET_CAP};
@@ -32,8 +33,10 @@ use crate::detect::incident::{Claim, Incident, Severity, Tracked};
 pub const KEY: &str = "source";
 /// The TTL attribute (Unix seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
-/// Slots remembering recent batch fingerprints per item (a retried batch finds its own).
-const BATCH_SLOTS: u64 = 16;
+/// Slots remembering recent batch fingerprints per item, so that a retried batch is not added
+/// twice (a few KB). A retry whose slot was taken since is added again; its claims are still
+/// found, by their owner.
+const BATCH_SLOTS: u64 = 64;
 /// Updates tried before giving up on an item that keeps changing under us.
 const ATTEMPTS: usize = 4;
 
@@ -95,6 +98,21 @@ fn set_values(a: &Activity, name: &str) -> Vec<String> {
         "log_streams" => text(&a.log_streams),
         "accounts" => text(&a.accounts),
         _ => Vec::new(),
+    }
+}
+
+fn set_len_of(a: &Activity, name: &str) -> usize {
+    match name {
+        "destinations" => a.destinations.len(),
+        "ports" => a.ports.len(),
+        "peers" => a.peers.len(),
+        "service_ports" => a.service_ports.len(),
+        "protocols" => a.protocols.len(),
+        "rejected_at" => a.rejected_at.len(),
+        "sender_at" => a.sender_at.len(),
+        "log_streams" => a.log_streams.len(),
+        "accounts" => a.accounts.len(),
+        _ => 0,
     }
 }
 
@@ -167,6 +185,16 @@ fn text(s: impl Into<String>) -> AttributeValue {
     AttributeValue::S(s.into())
 }
 
+type Item = HashMap<String, AttributeValue>;
+
+/// What an update did.
+enum Updated {
+    /// The item after the update.
+    Done(Box<Incident>),
+    /// The condition failed; the item as it was, if there is one.
+    Refused(Option<Item>),
+}
+
 /// What a failed condition turned out to mean, read from the item.
 enum Conflict {
     /// No item, or its incident closed: open a new one.
@@ -188,6 +216,17 @@ impl StateTable {
             table: table.into(),
             policy,
             calls: AtomicU64::new(0),
+        }
+    }
+
+    /// The error for calls that did not finish within `budget`.
+    pub fn timed_out(&self, budget: std::time::Duration) -> StateError {
+        StateError {
+            table: self.table.clone(),
+            reason: format!(
+                "no answer within {} ms, the invocation's budget for the table",
+                budget.as_millis()
+            ),
         }
     }
 
@@ -224,37 +263,46 @@ impl StateTable {
         }
     }
 
-    /// Adds a delivery's slice to its source's incident. `known` is what this instance last
-    /// saw of the incident (its sets that are full are left out without asking).
+    /// The sets of an incident that are full, if it is still open: what [`Self::track`] may
+    /// leave out without asking.
+    pub fn full_sets(&self, known: Option<&Incident>, now: u64) -> Vec<&'static str> {
+        match known {
+            Some(i) if !i.is_closed(now, self.policy.window) => SETS
+                .iter()
+                .filter(|s| set_len_of(&i.seen, s.name) >= s.cap)
+                .map(|s| s.name)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Adds a delivery's slice to its source's incident, leaving out the sets in `full` (they
+    /// hold as many values as they keep).
     pub async fn track(
         &self,
         activity: &Activity,
         batch: Option<u64>,
         now: u64,
-        known: Option<&Incident>,
+        full: Vec<&'static str>,
     ) -> Result<Tracked, StateError> {
         let cutoff = now.saturating_sub(self.policy.window);
-        let mut full: Vec<&'static str> = match known {
-            Some(i) if !i.is_closed(now, self.policy.window) => SETS
-                .iter()
-                .filter(|s| set_values(&i.seen, s.name).len() >= s.cap)
-                .map(|s| s.name)
-                .collect(),
-            _ => Vec::new(),
-        };
+        let mut full = full;
         for _ in 0..ATTEMPTS {
             match self.add(activity, batch, now, cutoff, &full).await? {
-                Some(incident) => {
+                Updated::Done(incident) => {
                     return Ok(Tracked {
-                        incident,
+                        incident: *incident,
                         replay: false,
                     })
                 }
-                None => match self.conflict(activity.source, batch, cutoff).await? {
+                Updated::Refused(item) => match self.conflict(activity.source, item, batch, cutoff)
+                {
                     Conflict::Closed => {
-                        if let Some(incident) = self.open(activity, batch, now, cutoff).await? {
+                        if let Updated::Done(incident) =
+                            self.open(activity, batch, now, cutoff).await?
+                        {
                             return Ok(Tracked {
-                                incident,
+                                incident: *incident,
                                 replay: false,
                             });
                         }
@@ -287,7 +335,7 @@ impl StateTable {
         now: u64,
         cutoff: u64,
         full: &[&str],
-    ) -> Result<Option<Incident>, StateError> {
+    ) -> Result<Updated, StateError> {
         let mut u = Update::default();
         let [incident, last_at, expires_at] =
             ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
@@ -340,7 +388,7 @@ impl StateTable {
         batch: Option<u64>,
         now: u64,
         cutoff: u64,
-    ) -> Result<Option<Incident>, StateError> {
+    ) -> Result<Updated, StateError> {
         let mut u = Update::default();
         let [incident, last_at, expires_at] =
             ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
@@ -387,6 +435,12 @@ impl StateTable {
             let n = u.name(&format!("owner_{key}"));
             u.remove.push(n);
         }
+        // The old incident's batches: a late retry of one of them is not this incident's.
+        let current = batch.map(|b| b % BATCH_SLOTS);
+        for slot in (0..BATCH_SLOTS).filter(|s| Some(*s) != current) {
+            let n = u.name(&format!("batch_{slot}"));
+            u.remove.push(n);
+        }
         self.update(a.source, u, "opening an incident").await
     }
 
@@ -404,13 +458,9 @@ impl StateTable {
         }
     }
 
-    /// Runs an update that returns the whole new item; `None` when its condition failed.
-    async fn update(
-        &self,
-        source: IpAddr,
-        u: Update,
-        what: &str,
-    ) -> Result<Option<Incident>, StateError> {
+    /// Runs an update that returns the whole new item, or, when its condition failed, the item
+    /// as it was (read back if the answer did not carry it; `None` when there is none).
+    async fn update(&self, source: IpAddr, u: Update, what: &str) -> Result<Updated, StateError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .client
@@ -419,7 +469,8 @@ impl StateTable {
             .key(KEY, text(source.to_string()))
             .update_expression(u.expression())
             .set_condition_expression(u.condition())
-            .return_values(ReturnValue::AllNew);
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (k, v) in u.names {
             request = request.expression_attribute_names(k, v);
         }
@@ -427,22 +478,26 @@ impl StateTable {
             request = request.expression_attribute_values(k, v);
         }
         match request.send().await {
-            Ok(out) => Ok(Some(incident_from_item(
+            Ok(out) => Ok(Updated::Done(Box::new(incident_from_item(
                 source,
                 out.attributes.as_ref().unwrap_or(&HashMap::new()),
-            ))),
-            Err(err) if is_condition_failure(&err) => Ok(None),
+            )))),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let old = match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                match old {
+                    Some(item) => Ok(Updated::Refused(Some(item))),
+                    None => Ok(Updated::Refused(self.read(source).await?)),
+                }
+            }
             Err(err) => Err(self.error(what, err)),
         }
     }
 
-    /// Reads the item to tell why a tracking condition failed.
-    async fn conflict(
-        &self,
-        source: IpAddr,
-        batch: Option<u64>,
-        cutoff: u64,
-    ) -> Result<Conflict, StateError> {
+    /// The item of `source`, read consistently.
+    async fn read(&self, source: IpAddr) -> Result<Option<Item>, StateError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let out = self
             .client
@@ -453,26 +508,35 @@ impl StateTable {
             .send()
             .await
             .map_err(|e| self.error("reading the incident", e))?;
-        let Some(item) = out.item else {
-            return Ok(Conflict::Closed);
+        Ok(out.item)
+    }
+
+    /// Why a tracking condition failed, from the item as it was.
+    fn conflict(
+        &self,
+        source: IpAddr,
+        item: Option<Item>,
+        batch: Option<u64>,
+        cutoff: u64,
+    ) -> Conflict {
+        let Some(item) = item else {
+            return Conflict::Closed;
         };
         if read_number(&item, "last_at").is_none_or(|t| t <= cutoff) {
-            return Ok(Conflict::Closed);
+            return Conflict::Closed;
         }
         if let Some(b) = batch {
             let slot = format!("batch_{}", b % BATCH_SLOTS);
             if read_text(&item, &slot) == Some(format!("{b:016x}")) {
-                return Ok(Conflict::Replay(Box::new(incident_from_item(
-                    source, &item,
-                ))));
+                return Conflict::Replay(Box::new(incident_from_item(source, &item)));
             }
         }
-        Ok(Conflict::Full(
+        Conflict::Full(
             SETS.iter()
                 .filter(|s| set_len(&item, s.name) >= s.cap)
                 .map(|s| s.name)
                 .collect(),
-        ))
+        )
     }
 
     /// Claims a message of `incident` for the batch `owner`. `Some` (the incident after the
@@ -521,8 +585,23 @@ impl StateTable {
                 ));
             }
         }
-        self.update(incident.source(), u, "claiming a message")
-            .await
+        let source = incident.source();
+        match self.update(source, u, "claiming a message").await? {
+            Updated::Done(claimed) => Ok(Some(*claimed)),
+            // An earlier attempt of this very call may have landed without its answer (the SDK
+            // retries timeouts and server errors): then the claim is ours.
+            Updated::Refused(Some(item)) => {
+                let old = incident_from_item(source, &item);
+                let ours = old.opened_at == incident.opened_at
+                    && old.owners.get(claim.key()) == Some(&owner)
+                    && match claim {
+                        Claim::Level(level) => old.claimed.contains(&level),
+                        Claim::Reminder => old.last_sent == Some(now),
+                    };
+                Ok(ours.then_some(old))
+            }
+            Updated::Refused(None) => Ok(None),
+        }
     }
 }
 
@@ -539,10 +618,6 @@ fn set_value(s: &SetAttribute, values: Vec<String>) -> AttributeValue {
     } else {
         AttributeValue::Ss(values)
     }
-}
-
-fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(err, SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
 }
 
 fn read_number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {

@@ -191,11 +191,14 @@ impl Incident {
         true
     }
 
-    /// The messages the batch `owner` claimed in this incident, most severe last.
+    /// The messages the batch `owner` claimed in this incident, most severe last. A level is
+    /// left out once a more severe one was claimed: that one's owner sends the news, and a
+    /// late "[MEDIUM]" after a "[HIGH]" would only confuse.
     pub fn claimed_by(&self, owner: u64) -> Vec<Claim> {
+        let highest = self.highest_claimed();
         let mut claims: Vec<Claim> = Severity::ALL
             .into_iter()
-            .filter(|s| self.claimed.contains(s))
+            .filter(|s| self.claimed.contains(s) && Some(*s) == highest)
             .map(Claim::Level)
             .collect();
         claims.push(Claim::Reminder);
@@ -236,15 +239,14 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    /// The messages this delivery should send: those a retried batch claimed before (to send
-    /// again), and the one now due, still to be claimed.
+    /// The messages this delivery should send: those its batch claimed before (a retry sends
+    /// them again: their publishing may have failed), and the one now due, still to be claimed.
+    /// A retry is not always recognised as one (the store remembers a few recent batches per
+    /// source), but its claims always are, by their owner.
     pub fn wanted(&self, batch: Option<u64>, policy: &IncidentPolicy, now: u64) -> Wanted {
         let i = &self.incident;
         Wanted {
-            resend: match batch {
-                Some(b) if self.replay => i.claimed_by(b),
-                _ => Vec::new(),
-            },
+            resend: batch.map(|b| i.claimed_by(b)).unwrap_or_default(),
             due: i.due(policy.thresholds, now, policy.cooldown, !self.replay),
         }
     }
@@ -552,6 +554,15 @@ mod tests {
         assert_eq!(sent, [(Severity::Low, Reason::Opened)]);
         let i = memory.get(&"10.0.1.5".parse().unwrap()).unwrap();
         assert_eq!((i.seen.peers.len(), i.seen.destinations.len()), (30, 0));
+    }
+
+    #[test]
+    fn a_retry_does_not_resend_a_level_below_one_claimed_since() {
+        let mut i = Incident::open(&probe("10.0.0.1", "10.0.1.1", 22), 0);
+        assert!(i.try_claim(Claim::Level(Severity::Medium), 1, 0, HOUR));
+        assert!(i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
+        assert!(i.claimed_by(1).is_empty(), "batch 2's HIGH tells the news");
+        assert_eq!(i.claimed_by(2), [Claim::Level(Severity::High)]);
     }
 
     #[test]

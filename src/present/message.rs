@@ -24,6 +24,8 @@ pub struct OutgoingMessage {
     pub body: String,
     /// `severity`, `kind`, `source`, `account`: String message attributes.
     pub attributes: Vec<(&'static str, String)>,
+    /// The ids of the alerts this message tells about: its own, or every alert of a digest.
+    pub covers: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,7 @@ impl OutgoingMessage {
     pub fn alert(alert: &Alert) -> OutgoingMessage {
         let default = render::json(alert);
         OutgoingMessage {
+            covers: vec![alert.id.clone()],
             key: alert.id.clone(),
             subject: render::subject(alert),
             body: structured(&default, &render::email(alert), &render::sms(alert)),
@@ -104,6 +107,7 @@ impl OutgoingMessage {
         }
         OutgoingMessage {
             key: "digest".into(),
+            covers: alerts.iter().map(|a| a.id.clone()).collect(),
             subject: render::subject_line(&subject),
             body: structured(&default, &email, &sms),
             attributes: vec![

@@ -277,15 +277,16 @@ class FaultProxy:
     """Forwards to moto, except the PublishBatch calls it is told to break, in order:
     'throttle', 'server-error', 'fail-last-entry', 'hang', 'drop' (close the connection without
     an answer) or 'forward'. Once `plan` is empty, `decide()` chooses (forward by default).
-    DynamoDB calls follow `ddb_plan`, then `ddb_decide()`: 'throttle', 'server-error', 'hang' or
-    'forward'."""
+    DynamoDB calls follow `ddb_plan`, then `ddb_decide(target, body)`: 'throttle',
+    'server-error', 'hang', 'commit-then-fail' (forward, then answer a server error as if the
+    answer was lost) or 'forward'."""
 
     def __init__(self, upstream):
         self.upstream = upstream
         self.plan = []
         self.decide = lambda: "forward"
         self.ddb_plan = []
-        self.ddb_decide = lambda: "forward"
+        self.ddb_decide = lambda target, body: "forward"
         self.ddb_calls = []  # the X-Amz-Target of every DynamoDB call that reached the proxy
         self.batches = []  # the entry ids of every PublishBatch call that reached the proxy
         proxy = self
@@ -317,8 +318,9 @@ class FaultProxy:
                     return e.code, e.read(), e.headers.get("Content-Type", "text/xml")
 
             def dynamodb(self, body):
-                proxy.ddb_calls.append(self.headers["X-Amz-Target"])
-                action = proxy.ddb_plan.pop(0) if proxy.ddb_plan else proxy.ddb_decide()
+                target = self.headers["X-Amz-Target"]
+                proxy.ddb_calls.append(target)
+                action = proxy.ddb_plan.pop(0) if proxy.ddb_plan else proxy.ddb_decide(target, body)
                 error = lambda status, kind: self.reply(status, json.dumps(
                     {"__type": f"com.amazonaws.dynamodb.v20120810#{kind}", "message": "injected"}).encode(),
                     "application/x-amz-json-1.0")
@@ -328,6 +330,9 @@ class FaultProxy:
                     return error(500, "InternalServerError")
                 if action == "hang":
                     time.sleep(5)
+                    return error(500, "InternalServerError")
+                if action == "commit-then-fail":
+                    self.forward(body)
                     return error(500, "InternalServerError")
                 status, resp, ctype = self.forward(body)
                 return self.reply(status, resp, ctype)

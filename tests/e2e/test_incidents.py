@@ -129,7 +129,7 @@ def test_a_claimed_message_whose_publish_failed_is_sent_by_the_retry_on_another_
 def test_dynamodb_throttling_and_server_errors_never_drop_an_alert(
         start_function, subscriber, moto, state_table, fault_proxy):
     for fault in ("throttle", "server-error"):
-        fault_proxy.ddb_decide = lambda fault=fault: fault
+        fault_proxy.ddb_decide = lambda *_, fault=fault: fault
         runtime, _ = start(start_function, subscriber, moto, state_table,
                            AWS_ENDPOINT_URL_DYNAMODB=fault_proxy.url)
         source = "10.0.2.1" if fault == "throttle" else "10.0.2.2"
@@ -138,6 +138,25 @@ def test_dynamodb_throttling_and_server_errors_never_drop_an_alert(
         assert summary["published"] == 1 and summary["state_errors"] >= 1, summary
         assert severities(subscriber.receive(expected=1), source) == ["medium"]
     assert len(fault_proxy.ddb_calls) >= 2
+
+
+def test_a_claim_that_landed_without_its_answer_is_still_ours(
+        start_function, subscriber, moto, state_table, fault_proxy):
+    lost_once = []
+
+    def decide(target, body):
+        # The first claim reaches the table, but its answer is lost; the SDK sends it again.
+        if b"owner_" in body and not lost_once:
+            lost_once.append(target)
+            return "commit-then-fail"
+        return "forward"
+
+    fault_proxy.ddb_decide = decide
+    runtime, _ = start(start_function, subscriber, moto, state_table, AWS_ENDPOINT_URL_DYNAMODB=fault_proxy.url)
+    kind, summary, _ = runtime.invoke(make_event([reject("10.0.2.4")]))
+    assert lost_once, "the fault was injected"
+    assert kind == "response" and summary["published"] == 1 and summary["state_errors"] == 0, summary
+    assert severities(subscriber.receive(expected=1), "10.0.2.4") == ["medium"]
 
 
 def test_an_unreachable_table_never_drops_an_alert(start_function, subscriber, moto, state_table):

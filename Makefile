@@ -82,8 +82,14 @@ SAM := $(DEPLOY_VENV)/bin/sam
 AWS_DEFAULT_REGION ?= us-east-1
 export AWS_DEFAULT_REGION
 
+## template: the template as written (cfn-lint, sam validate), then as deployed: expanded by the
+## SAM translator offline into .aws-sam/expanded.json, its roles checked for actions on `*`,
+## and cfn-lint with informational checks on it; then an offline `sam build`.
+EXPANDED := .aws-sam/expanded.json
 template: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	$(DEPLOY_VENV)/bin/python tests/deployed/check_deployed.py $(EXPANDED)
+	$(DEPLOY_VENV)/bin/cfn-lint --include-checks I -- $(EXPANDED)
 	$(SAM) validate --lint
 	$(SAM) build --build-in-source
 	file .aws-sam/build/VpcFlowAlertFunction/bootstrap
@@ -95,10 +101,12 @@ $(POLICY_VENV)/.installed: tests/requirements-policy.txt
 	$(POLICY_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-policy.txt
 	touch $@
 
-## policy: checkov's CloudFormation checks, offline; every finding is fixed or justified where
-## it is skipped (Metadata: checkov: skip in template.yaml).
-policy: $(POLICY_VENV)/.installed
-	$(POLICY_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+## policy: checkov's CloudFormation checks, offline, on the template and on its expansion (what
+## is deployed); every finding is fixed or justified where it is skipped (Metadata: checkov:
+## skip in template.yaml).
+policy: $(POLICY_VENV)/.installed $(DEPLOY_VENV)/.installed
+	$(DEPLOY_VENV)/bin/python tests/deployed/check_deployed.py $(EXPANDED)
+	$(POLICY_VENV)/bin/checkov -f template.yaml -f $(EXPANDED) --framework cloudformation --skip-download --compact --quiet
 
 ## deny: licenses, bans and sources of every dependency (deny.toml says why each exception
 ## exists); advisories too when the RustSec database can be fetched.

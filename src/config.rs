@@ -22,6 +22,8 @@ pub const ENV_COOLDOWN: &str = "ALERT_COOLDOWN_SECONDS";
 
 /// Default for both severity thresholds.
 pub const DEFAULT_THRESHOLD: usize = 10;
+/// The highest threshold: distinct counts are exact up to this many (`detect::activity::SET_CAP`).
+pub const MAX_THRESHOLD: usize = 1000;
 /// Default cap on the decoded size of one event or JSON input: CloudWatch Logs sends at most
 /// 1 MB of log events in one batch, so 16 MiB leaves a wide margin while a compression bomb
 /// stops long before it can exhaust a 128 MB function.
@@ -156,8 +158,8 @@ impl RawConfig {
             None => FlowFormat::default_v2(),
         };
         let thresholds = Thresholds {
-            port_scan: parse_count(self.port_scan_threshold.as_ref(), DEFAULT_THRESHOLD)?,
-            host_sweep: parse_count(self.host_sweep_threshold.as_ref(), DEFAULT_THRESHOLD)?,
+            port_scan: parse_threshold(self.port_scan_threshold.as_ref())?,
+            host_sweep: parse_threshold(self.host_sweep_threshold.as_ref())?,
         };
         Ok(Config {
             vpc_cidrs,
@@ -206,6 +208,18 @@ pub fn parse_count(setting: Option<&RawSetting>, default: usize) -> Result<usize
         Ok(0) => Err(s.invalid("must be at least 1")),
         Ok(n) => Ok(n),
         Err(_) => Err(s.invalid("not a whole number")),
+    }
+}
+
+/// A threshold of distinct ports or hosts: at most [`MAX_THRESHOLD`], as distinct counts are
+/// exact only that far.
+fn parse_threshold(setting: Option<&RawSetting>) -> Result<usize, ConfigError> {
+    let n = parse_count(setting, DEFAULT_THRESHOLD)?;
+    match setting {
+        Some(s) if n > MAX_THRESHOLD => Err(s.invalid(format_args!(
+            "at most {MAX_THRESHOLD}: distinct ports and hosts are counted exactly up to {MAX_THRESHOLD}"
+        ))),
+        _ => Ok(n),
     }
 }
 
@@ -306,6 +320,12 @@ mod tests {
             config(&[("VPC_CIDRS", "10.0.0.0/8"), ("PORT_SCAN_THRESHOLD", "ten")]).unwrap_err();
         assert!(err.to_string().contains("PORT_SCAN_THRESHOLD=\"ten\""));
         assert!(config(&[("VPC_CIDRS", "10.0.0.0/8"), ("HOST_SWEEP_THRESHOLD", "0")]).is_err());
+        let err = config(&[
+            ("VPC_CIDRS", "10.0.0.0/8"),
+            ("HOST_SWEEP_THRESHOLD", "1001"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("at most 1000"), "{err}");
     }
 
     #[test]

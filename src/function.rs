@@ -141,6 +141,8 @@ pub struct Summary {
     pub malformed: u64,
     pub rejects: u64,
     pub findings: u64,
+    /// SKIPDATA records: the flow log lost records in their interval.
+    pub skipped_data: u64,
     /// Sources with findings in the batch.
     pub sources: u64,
     /// Alerts the incidents claimed (openings, escalations, reminders, and messages a retried
@@ -461,6 +463,7 @@ impl<S: AlertSink> Function<S> {
             malformed: report.counts.malformed,
             rejects: report.counts.rejects,
             findings: report.counts.findings,
+            skipped_data: report.counts.skipped_data,
             sources: report.activities.len() as u64,
             alerts: claimed,
             suppressed: (report.activities.len() - sources_alerted.len()) as u64,
@@ -523,6 +526,7 @@ pub fn metrics_line(
                     metric("Records", "Count"),
                     metric("Malformed", "Count"),
                     metric("Findings", "Count"),
+                    metric("SkippedData", "Count"),
                     metric("AlertsPublished", "Count"),
                     metric("Suppressed", "Count"),
                     metric("StateErrors", "Count"),
@@ -536,6 +540,7 @@ pub fn metrics_line(
         "Records": summary.records,
         "Malformed": summary.malformed,
         "Findings": summary.findings,
+        "SkippedData": summary.skipped_data,
         "AlertsPublished": summary.published,
         "Suppressed": summary.suppressed,
         "StateErrors": summary.state_errors,
@@ -594,6 +599,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                     malformed = s.malformed,
                     rejects = s.rejects,
                     findings = s.findings,
+                    skipped_data = s.skipped_data,
                     sources = s.sources,
                     alerts = s.alerts,
                     published = s.published,

@@ -256,7 +256,7 @@ fn the_text_report_shows_subject_sms_and_email() {
         text.contains("Subject: [HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"),
         "{text}"
     );
-    assert!(text.contains("SMS:     VPC HIGH: 10.0.3.7"), "{text}");
+    assert!(text.contains("SMS:     HIGH: 10.0.3.7"), "{text}");
     assert!(text.contains("WHAT TO DO NEXT"), "{text}");
 }
 

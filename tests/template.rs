@@ -48,22 +48,55 @@ fn the_functions_environment_is_exactly_what_the_binary_reads() {
 }
 
 #[test]
-fn the_default_filter_pattern_is_what_filter_pattern_prints() {
+fn the_default_filter_pattern_passes_rejects_and_skipdata_whatever_the_field_order() {
     let text = template();
     let format = parameter_default(&text, "FlowLogFormat");
     assert_eq!(
         FlowFormat::parse(&format).unwrap(),
         FlowFormat::default_v2()
     );
+    assert_eq!(
+        parameter_default(&text, "FilterPattern"),
+        vpc_flow_alert::flow::format::PLAIN_FILTER_PATTERN
+    );
+    // The structured pattern users may choose instead is what `filter-pattern` prints.
     let printed = std::process::Command::new(env!("CARGO_BIN_EXE_vpc-flow-alert"))
         .args(["filter-pattern", "--format", &format])
         .output()
         .unwrap();
     assert!(printed.status.success());
-    assert_eq!(
-        parameter_default(&text, "FilterPattern"),
-        String::from_utf8(printed.stdout).unwrap().trim()
-    );
+    assert!(String::from_utf8(printed.stdout)
+        .unwrap()
+        .contains("action=REJECT"));
+}
+
+#[test]
+fn the_topics_display_name_is_the_one_the_sms_budget_counts() {
+    use vpc_flow_alert::present::render::{sms_prefix, SMS_MAX, SMS_TEXT_MAX, TOPIC_DISPLAY_NAME};
+    let text = template();
+    let alert_topic: String = text
+        .lines()
+        .skip_while(|l| l.trim() != "AlertTopic:")
+        .find_map(|l| l.trim().strip_prefix("DisplayName: "))
+        .expect("the alert topic has a DisplayName")
+        .to_string();
+    assert_eq!(alert_topic, TOPIC_DISPLAY_NAME);
+    assert_eq!(sms_prefix().len() + SMS_TEXT_MAX, SMS_MAX);
+}
+
+#[test]
+fn the_thresholds_cannot_exceed_what_distinct_counts_keep() {
+    let text = template();
+    for name in ["PortScanThreshold", "HostSweepThreshold"] {
+        let max: usize = text
+            .lines()
+            .skip_while(|l| l.trim() != format!("{name}:"))
+            .find_map(|l| l.trim().strip_prefix("MaxValue: "))
+            .unwrap_or_else(|| panic!("{name} has no MaxValue"))
+            .parse()
+            .unwrap();
+        assert_eq!(max, vpc_flow_alert::detect::activity::SET_CAP, "{name}");
+    }
 }
 
 #[test]
@@ -94,5 +127,7 @@ fn the_incident_tables_key_and_ttl_are_the_attributes_the_binary_writes() {
         .iter()
         .any(|l| l.trim() == "BillingMode: PAY_PER_REQUEST"));
     // The function may update and read items of that table, and nothing else of DynamoDB.
-    assert!(text.contains("Action: [dynamodb:UpdateItem, dynamodb:GetItem]\n              Resource: !GetAtt IncidentTable.Arn"));
+    assert!(text.contains(
+        "Action: [dynamodb:UpdateItem, dynamodb:GetItem]\n                Resource: !GetAtt IncidentTable.Arn"
+    ));
 }

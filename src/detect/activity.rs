@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use crate::detect::rule::{Direction, Finding};
 
 /// Distinct destinations, ports, peers and service ports are exact up to this many.
-pub const SET_CAP: usize = 1000;
+pub const SET_CAP: usize = crate::config::MAX_THRESHOLD;
 /// Ids of interfaces, instances, subnets and VPCs, log streams and accounts kept, at most.
 pub const ID_CAP: usize = 100;
 

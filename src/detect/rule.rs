@@ -21,8 +21,10 @@ use crate::flow::record::FlowRecord;
 pub enum Verdict<'a> {
     /// A field the rule needs cannot be read (a bad address, a port above 65535, ...).
     Malformed,
-    /// Accepted traffic, a NODATA or SKIPDATA record, or anything else that is not a reject.
+    /// Accepted traffic, a NODATA record, or anything else that is not a reject.
     Pass,
+    /// A SKIPDATA record: the flow log lost records during the interval (a monitoring gap).
+    SkippedData,
     /// A reject whose source is outside the VPC or ignored.
     ExternalReject,
     /// A reject sent by one of the VPC's own addresses.
@@ -84,8 +86,10 @@ impl Finding<'_> {
 pub fn classify<'a>(record: &FlowRecord<'_, 'a>, config: &Config) -> Verdict<'a> {
     let format = &config.format;
     if let Some(status) = format.log_status {
-        if record.raw(status) != "OK" {
-            return Verdict::Pass;
+        match record.raw(status) {
+            "OK" => {}
+            "SKIPDATA" => return Verdict::SkippedData,
+            _ => return Verdict::Pass,
         }
     }
     if record.raw(format.action) != "REJECT" {
@@ -217,9 +221,10 @@ mod tests {
     #[test]
     fn accepted_nodata_and_skipdata_records_pass() {
         let c = config("172.31.0.0/16", None);
-        for line in [ACCEPT, NODATA, SKIPDATA] {
+        for line in [ACCEPT, NODATA] {
             assert_eq!(verdict(line, &c), Verdict::Pass, "{line}");
         }
+        assert_eq!(verdict(SKIPDATA, &c), Verdict::SkippedData);
     }
 
     #[test]
@@ -227,6 +232,10 @@ mod tests {
         let c = config("172.31.0.0/16", None);
         assert_eq!(
             verdict(&REJECT.replace(" OK", " SKIPDATA"), &c),
+            Verdict::SkippedData
+        );
+        assert_eq!(
+            verdict(&REJECT.replace(" OK", " NODATA"), &c),
             Verdict::Pass
         );
     }

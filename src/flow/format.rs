@@ -11,6 +11,11 @@ use std::fmt;
 pub const DEFAULT_FORMAT: &str = "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} \
 ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}";
 
+/// The subscription filter pattern the stack uses by default: plain terms that pass REJECT
+/// records and SKIPDATA records (the flow log lost records) whatever the format's field order;
+/// the function re-checks every record. CloudWatch Logs sends no `extractedFields` with it.
+pub const PLAIN_FILTER_PATTERN: &str = "?REJECT ?SKIPDATA";
+
 /// Every field AWS documents for VPC and Transit Gateway flow logs, versions 2 to 8, with the
 /// version that introduced it. Fields newer than this table are kept by name, not rejected.
 pub const KNOWN_FIELDS: &[(&str, u8)] = &[

@@ -26,6 +26,8 @@ pub struct Counts {
     pub rejects: u64,
     /// Rejects whose source is inside the VPC and not ignored.
     pub findings: u64,
+    /// SKIPDATA records: the flow log lost records in their interval (a monitoring gap).
+    pub skipped_data: u64,
 }
 
 /// The result of scanning one input.
@@ -76,6 +78,7 @@ impl<'c> Scanner<'c> {
         };
         match classify(&record, &self.config) {
             Verdict::Pass => {}
+            Verdict::SkippedData => self.counts.skipped_data += 1,
             Verdict::Malformed => self.counts.malformed += 1,
             Verdict::ExternalReject => self.counts.rejects += 1,
             Verdict::Finding(finding) => {
@@ -117,7 +120,16 @@ impl fmt::Display for Report {
             c.findings,
             n,
             if n == 1 { "" } else { "s" }
-        )
+        )?;
+        if c.skipped_data > 0 {
+            write!(
+                f,
+                ", {} SKIPDATA record{} (the flow log lost records)",
+                c.skipped_data,
+                if c.skipped_data == 1 { "" } else { "s" }
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -151,13 +163,14 @@ mod tests {
                 records: 6,
                 malformed: 1,
                 rejects: 2,
-                findings: 1
+                findings: 1,
+                skipped_data: 1
             }
         );
         assert_eq!(report.activities.len(), 1);
         assert_eq!(
             report.to_string(),
-            "6 records, 1 malformed, 2 rejects, 1 findings, 1 source"
+            "6 records, 1 malformed, 2 rejects, 1 findings, 1 source, 1 SKIPDATA record (the flow log lost records)"
         );
     }
 }

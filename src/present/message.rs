@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::detect::alert::{Alert, Severity};
-use crate::present::render::{self, SMS_MAX};
+use crate::present::render::{self, SMS_TEXT_MAX};
 
 /// How many alerts a digest lists by name; the rest are only counted.
 pub const DIGEST_LISTED: usize = 50;
@@ -94,12 +94,12 @@ impl OutgoingMessage {
         }
         email.push_str("\nRun `vpc-flow-alert check` on the batch, or read the log group, for the details of each.\n");
         let mut sms = format!(
-            "VPC {}: {n} more sources sent rejected traffic:",
+            "{}: {n} more sources sent rejected traffic:",
             severity.as_str().to_ascii_uppercase()
         );
         for alert in listed {
             let item = format!(" {}", alert.source);
-            if sms.len() + item.len() + 12 > SMS_MAX {
+            if sms.len() + item.len() + " ...".len() > SMS_TEXT_MAX {
                 sms.push_str(" ...");
                 break;
             }
@@ -190,7 +190,9 @@ mod tests {
             serde_json::from_str(body["default"].as_str().unwrap()).unwrap();
         assert_eq!(default["source"], "10.0.0.7");
         assert!(body["email"].as_str().unwrap().contains("WHAT TO DO NEXT"));
-        assert!(body["sms"].as_str().unwrap().len() <= SMS_MAX);
+        assert!(
+            render::sms_prefix().len() + body["sms"].as_str().unwrap().len() <= render::SMS_MAX
+        );
         assert_eq!(
             m.attributes,
             [
@@ -230,7 +232,9 @@ mod tests {
             serde_json::from_str(body["default"].as_str().unwrap()).unwrap();
         assert_eq!(default["alerts"], 15);
         assert_eq!(default["listed"][0]["source"], "10.0.0.10");
-        assert!(body["sms"].as_str().unwrap().len() <= SMS_MAX);
+        assert!(
+            render::sms_prefix().len() + body["sms"].as_str().unwrap().len() <= render::SMS_MAX
+        );
     }
 
     #[test]

@@ -15,6 +15,16 @@ use crate::detect::incident::Reason;
 pub const SUBJECT_MAX: usize = 99;
 /// One SMS segment of GSM-7 characters.
 pub const SMS_MAX: usize = 160;
+/// The alert topic's display name. SNS puts it, upper-cased, and `> ` in front of every text
+/// it sends from the topic; the template's `DisplayName` is this value (a test compares them).
+pub const TOPIC_DISPLAY_NAME: &str = "VPC Alert";
+/// What is left of one segment for the text once SNS has put its prefix in front.
+pub const SMS_TEXT_MAX: usize = SMS_MAX - TOPIC_DISPLAY_NAME.len() - "> ".len();
+
+/// The prefix SNS puts in front of every text sent from the topic: `VPC ALERT> `.
+pub fn sms_prefix() -> String {
+    format!("{}> ", TOPIC_DISPLAY_NAME.to_ascii_uppercase())
+}
 
 /// `[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)`; an escalation says
 /// `[HIGH, escalated]`, a reminder `[HIGH, ongoing]`.
@@ -53,12 +63,7 @@ pub fn subject_line(text: &str) -> String {
 
 /// A one-segment text message: severity, source, what it did, account.
 pub fn sms(alert: &Alert) -> String {
-    let mut text = format!(
-        "VPC {}: {} {}",
-        level_tag(alert),
-        alert.source,
-        activity(alert)
-    );
+    let mut text = format!("{}: {} {}", level_tag(alert), alert.source, activity(alert));
     // Optional details, most useful first; each is added only if the whole still fits.
     let extras = [
         example_target(alert),
@@ -69,12 +74,12 @@ pub fn sms(alert: &Alert) -> String {
     ];
     for extra in extras.into_iter().flatten() {
         let extra = gsm_safe(&extra);
-        if text.len() + 2 + extra.len() <= SMS_MAX {
+        if text.len() + 2 + extra.len() <= SMS_TEXT_MAX {
             text.push_str(", ");
             text.push_str(&extra);
         }
     }
-    clip(&gsm_safe(&text), SMS_MAX)
+    clip(&gsm_safe(&text), SMS_TEXT_MAX)
 }
 
 /// The email report: what was rejected, why it matters, the evidence, and what to do next.
@@ -496,9 +501,15 @@ pub(crate) mod tests {
     #[test]
     fn the_sms_fits_one_segment_and_says_severity_source_activity_account() {
         let text = sms(&alert());
-        assert!(text.len() <= SMS_MAX, "{} chars: {text}", text.len());
+        let delivered = format!("{}{text}", sms_prefix());
+        assert_eq!(&delivered[..11], "VPC ALERT> ");
         assert!(
-            text.starts_with("VPC HIGH: 10.0.3.7 probed 25 ports on 1 host"),
+            delivered.len() <= SMS_MAX,
+            "{} chars as delivered: {delivered}",
+            delivered.len()
+        );
+        assert!(
+            text.starts_with("HIGH: 10.0.3.7 probed 25 ports on 1 host"),
             "{text}"
         );
         assert!(text.contains("acct 210987654321"), "{text}");
@@ -509,7 +520,7 @@ pub(crate) mod tests {
         let mut long = alert();
         long.source = "2600:1f18:1234:5678:9abc:def0:1234:5678".parse().unwrap();
         long.sample_destinations = vec!["2600:1f18:1234:5678:9abc:def0:1234:5679".parse().unwrap()];
-        assert!(sms(&long).len() <= SMS_MAX);
+        assert!(sms_prefix().len() + sms(&long).len() <= SMS_MAX);
     }
 
     #[test]

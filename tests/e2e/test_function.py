@@ -8,8 +8,8 @@ import subprocess
 
 from conftest import BIN, REGION, ROOT, VPC_CIDRS
 
-SUMMARY_KEYS = {"records", "malformed", "rejects", "findings", "sources", "alerts", "published", "suppressed",
-                "digested", "state_errors", "state_calls"}
+SUMMARY_KEYS = {"records", "malformed", "rejects", "findings", "skipped_data", "sources", "alerts", "published",
+                "suppressed", "digested", "state_errors", "state_calls"}
 # What differs between two runs of the same input: when the incident opened.
 TIMING_KEYS = ("incident", "id", "opened_at")
 
@@ -64,7 +64,8 @@ def test_alerts_reach_the_subscriber_as_check_shows_them(subscriber, moto, start
     kind, summary, _ = runtime.invoke(event_file("port-scan"))
     assert kind == "response", summary
     assert set(summary) == SUMMARY_KEYS
-    assert summary == {"records": 26, "malformed": 0, "rejects": 25, "findings": 25, "sources": 1, "alerts": 1,
+    assert summary == {"records": 26, "malformed": 0, "rejects": 25, "findings": 25, "skipped_data": 0,
+                       "sources": 1, "alerts": 1,
                        "published": 1, "suppressed": 0, "digested": 0, "state_errors": 0, "state_calls": 0}
     kind, summary, _ = runtime.invoke(event_file("internal-reject"))
     assert summary["published"] == 1
@@ -94,7 +95,7 @@ def test_the_email_and_sms_variants_are_published(subscriber, moto, start_functi
     structure = json.loads(sent[0][1])
     assert set(structure) == {"default", "email", "sms"}
     assert "WHAT TO DO NEXT" in structure["email"] and "10.0.4.9" in structure["email"]
-    assert len(structure["sms"]) <= 160 and structure["sms"].startswith("VPC HIGH: 10.0.4.9 probed 1 port on 12 hosts")
+    assert len("VPC ALERT> " + structure["sms"]) <= 160 and structure["sms"].startswith("HIGH: 10.0.4.9 probed 1 port on 12 hosts")
 
 
 def test_alerts_beyond_the_cap_arrive_as_one_digest(subscriber, moto, start_function):
@@ -122,6 +123,16 @@ def test_a_broken_event_fails_the_invocation_with_the_cause(start_function, subs
     # The instance keeps serving after a failed invocation.
     kind, summary, _ = runtime.invoke(event_file("control-message"))
     assert kind == "response" and summary == dict.fromkeys(SUMMARY_KEYS, 0)
+
+
+def test_skipdata_records_are_counted_as_a_monitoring_gap(subscriber, moto, start_function):
+    runtime, fn = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    skipped = "2 210987654321 eni-0a1b2c3d4e5f60718 - - - - - - - 1764195240 1764195300 - SKIPDATA"
+    kind, summary, _ = runtime.invoke(make_event([skipped, skipped, reject("10.0.1.7")]))
+    assert kind == "response" and summary["skipped_data"] == 2 and summary["published"] == 1
+    out, _ = fn.stop()
+    metrics = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    assert metrics[0]["SkippedData"] == 2
 
 
 def test_internet_rejects_publish_nothing(subscriber, moto, start_function):

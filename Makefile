@@ -85,11 +85,13 @@ export AWS_DEFAULT_REGION
 ## template: the template as written (cfn-lint, sam validate), then as deployed: expanded by the
 ## SAM translator offline into .aws-sam/expanded.json, its roles checked for actions on `*`,
 ## and cfn-lint with informational checks on it; then an offline `sam build`.
+## The guided deploy is driven through its prompts against moto (tests/deployed/test_guided.py).
 EXPANDED := .aws-sam/expanded.json
-template: $(DEPLOY_VENV)/.installed
+template: $(DEPLOY_VENV)/.installed $(VENV)/.installed
 	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
 	$(DEPLOY_VENV)/bin/python tests/deployed/check_deployed.py $(EXPANDED)
 	$(DEPLOY_VENV)/bin/cfn-lint --include-checks I -- $(EXPANDED)
+	SAM=$(SAM) $(VENV)/bin/python -m pytest -q tests/deployed
 	$(SAM) validate --lint
 	$(SAM) build --build-in-source
 	file .aws-sam/build/VpcFlowAlertFunction/bootstrap

@@ -100,6 +100,53 @@ fn the_thresholds_cannot_exceed_what_distinct_counts_keep() {
 }
 
 #[test]
+fn the_local_invoke_files_and_command_match_the_function_and_the_template() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let env: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/events/local-env.json")).unwrap(),
+    )
+    .unwrap();
+    let vars: BTreeSet<String> = env["VpcFlowAlertFunction"]
+        .as_object()
+        .expect("variables of VpcFlowAlertFunction")
+        .keys()
+        .cloned()
+        .collect();
+    let read: BTreeSet<String> = ENVIRONMENT.iter().map(|s| s.to_string()).collect();
+    assert_eq!(vars, read);
+    assert_eq!(env["VpcFlowAlertFunction"]["DRY_RUN"], "true");
+    // The README's command: its files exist, its parameters are the template's.
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let command = readme
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("sam local invoke VpcFlowAlertFunction")
+        })
+        .expect("the README shows sam local invoke");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    for flag in ["-e", "--env-vars"] {
+        let i = words.iter().position(|w| *w == flag).unwrap();
+        assert!(
+            std::path::Path::new(&format!("{root}/{}", words[i + 1])).exists(),
+            "{command}"
+        );
+    }
+    let i = words
+        .iter()
+        .position(|w| *w == "--parameter-overrides")
+        .unwrap();
+    let text = template();
+    for assignment in &words[i + 1..] {
+        let name = assignment.split('=').next().unwrap();
+        assert!(
+            text.contains(&format!("\n  {name}:\n")),
+            "{name} is not a parameter"
+        );
+    }
+}
+
+#[test]
 fn the_incident_tables_key_and_ttl_are_the_attributes_the_binary_writes() {
     use vpc_flow_alert::aws::state::{KEY, TTL_ATTRIBUTE};
     let text = template();

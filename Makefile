@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := $(ROOT).venv
 DEPLOY_VENV := $(ROOT).venv-sam
 CARGO ?= cargo
-BIN := $(ROOT)target/debug/vpc-flow-alert
+# Where cargo puts what it builds (CARGO_TARGET_DIR, a config file, or ./target).
+TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
 .PHONY: all build demo test lint unit e2e template events bench measure soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
@@ -75,7 +76,7 @@ unit:
 
 e2e: $(VENV)/.installed
 	$(CARGO) build
-	$(VENV)/bin/python -m pytest -q tests/e2e
+	VPC_FLOW_ALERT_BIN=$(TARGET_DIR)/debug/vpc-flow-alert $(VENV)/bin/python -m pytest -q tests/e2e
 
 export SAM_CLI_TELEMETRY := 0
 SAM := $(DEPLOY_VENV)/bin/sam
@@ -125,7 +126,7 @@ deny:
 build-VpcFlowAlertFunction: $(DEPLOY_VENV)/.installed
 	rustup target add aarch64-unknown-linux-gnu
 	cd $(ROOT) && PATH="$(DEPLOY_VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --bin vpc-flow-alert
-	cp $(ROOT)target/lambda/vpc-flow-alert/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
+	cp $(TARGET_DIR)/lambda/vpc-flow-alert/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
 
 ## deploy: build, then deploy with SAM, asking for the parameters the first time.
 deploy: $(DEPLOY_VENV)/.installed
@@ -139,14 +140,14 @@ events:
 ## measure: release binary size, init time and peak memory, as reported in the README.
 measure: $(VENV)/.installed
 	$(CARGO) build --release
-	$(VENV)/bin/python tests/e2e/measure.py
+	VPC_FLOW_ALERT_BIN=$(TARGET_DIR)/release/vpc-flow-alert $(VENV)/bin/python tests/e2e/measure.py
 
 ## soak: thousands of invocations of the release binary against moto's SNS while faults are
 ## injected; checks that every alert is delivered or its event dead-lettered (a few minutes).
 SOAK_INVOCATIONS ?= 2000
 soak: $(VENV)/.installed
 	$(CARGO) build --release
-	SOAK_INVOCATIONS=$(SOAK_INVOCATIONS) $(VENV)/bin/python tests/e2e/soak.py
+	VPC_FLOW_ALERT_BIN=$(TARGET_DIR)/release/vpc-flow-alert SOAK_INVOCATIONS=$(SOAK_INVOCATIONS) $(VENV)/bin/python tests/e2e/soak.py
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS, from the committed seeds (fuzz/seeds/).
 ## cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.

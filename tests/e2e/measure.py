@@ -68,7 +68,7 @@ def peak_kb(args):
 
 def main():
     size = BIN.stat().st_size
-    print(f"binary: {BIN.relative_to(ROOT)} {size / 1e6:.1f} MB")
+    print(f"binary: {BIN.name} {size / 1e6:.1f} MB")
     print("init, dry run (no SNS client): median %.1f ms (min %.1f, max %.1f)" % init_ms({"DRY_RUN": "true"}))
     print("init, with the SNS client:     median %.1f ms (min %.1f, max %.1f)" % init_ms(
         {"SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts"}))

@@ -28,7 +28,7 @@ use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
 use crate::input::decode::scan_reader;
 use crate::input::scan::Report;
-use crate::present::message::{messages_for, OutgoingMessage};
+use crate::present::message::{messages_for, page_text, OutgoingMessage};
 use crate::present::render;
 
 const ABOUT: &str = "Alerts when a host inside your VPC sends traffic that the network rejects.
@@ -352,7 +352,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             return output_error(err);
         }
         if let Some(target) = &target {
-            outgoing.extend(messages_for(&alerts, target.max_alerts));
+            outgoing.extend(messages_for(&alerts, target.max_alerts, true));
         }
     }
     if let Err(err) = out.flush() {
@@ -410,12 +410,20 @@ fn write_alerts(
                 if *printed > 0 {
                     writeln!(out, "\n{}\n", "=".repeat(72))?;
                 }
-                writeln!(out, "Subject: {}", render::subject(alert))?;
-                writeln!(out, "SMS:     {}\n", render::sms(alert))?;
+                writeln!(out, "Subject: {}\n", render::subject(alert))?;
                 write!(out, "{}", render::email(alert))?;
             }
         }
         *printed += 1;
+    }
+    if output == Output::Text && !alerts.is_empty() {
+        writeln!(out, "\n{}\n", "=".repeat(72))?;
+        writeln!(
+            out,
+            "Text:    {}{}",
+            render::sms_prefix(),
+            page_text(alerts)
+        )?;
     }
     Ok(())
 }

@@ -472,7 +472,13 @@ impl<S: AlertSink> Function<S> {
             state_errors,
             state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
         };
-        let messages = messages_for(&alerts, self.config.max_alerts);
+        // One text per invocation: a retry does not page again once the page went out.
+        let page = !self
+            .delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .already_sent(fingerprint, "page");
+        let messages = messages_for(&alerts, self.config.max_alerts, page);
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");
@@ -486,6 +492,7 @@ impl<S: AlertSink> Function<S> {
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
+                delivered.sent(fingerprint, &m.key, now);
                 for id in &m.covers {
                     delivered.sent(fingerprint, id, now);
                 }
@@ -708,8 +715,16 @@ mod tests {
         Instant::now() + Duration::from_secs(10)
     }
 
+    /// The subjects of the alert messages offered (pages left out).
     fn subjects(f: &Function<ScriptedSink>) -> Vec<String> {
-        f.sink.as_ref().unwrap().subjects.lock().unwrap().clone()
+        let sink = f.sink.as_ref().unwrap();
+        let keys: Vec<String> = sink.calls.lock().unwrap().concat();
+        let subjects = sink.subjects.lock().unwrap().clone();
+        keys.iter()
+            .zip(subjects)
+            .filter(|(k, _)| k.as_str() != "page")
+            .map(|(_, s)| s)
+            .collect()
     }
 
     #[tokio::test]
@@ -722,7 +737,11 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((s.alerts, s.published, s.digested), (4, 3, 2));
+        assert_eq!(
+            (s.alerts, s.published, s.digested),
+            (4, 4, 2),
+            "2 alerts, a digest, a page"
+        );
     }
 
     #[tokio::test]
@@ -737,12 +756,12 @@ mod tests {
                 .unwrap();
             published += s.published;
         }
-        assert_eq!(published, 2);
+        assert_eq!(published, 4, "two alerts and a page with each");
         assert_eq!(
             subjects(&f),
             [
-                "[MEDIUM] 10.0.4.9 probed 1 port on 1 host (111122223333)",
-                "[HIGH, escalated] 10.0.4.9 probed 1 port on 10 hosts (111122223333)"
+                "[MEDIUM] Probe from 10.0.4.9: port 22 (ssh) on 1 host - 111122223333",
+                "[HIGH, escalated] Host sweep from 10.0.4.9: port 22 (ssh) on 10 hosts - 111122223333"
             ]
         );
     }
@@ -766,9 +785,9 @@ mod tests {
             .handle(&sources(&["10.0.0.1"], 100), later())
             .await
             .unwrap();
-        assert_eq!(s.published, 1);
+        assert_eq!(s.published, 2, "a reminder and its page");
         assert!(
-            subjects(&f)[1].starts_with("[MEDIUM, ongoing] 10.0.0.1"),
+            subjects(&f)[1].starts_with("[MEDIUM, ongoing] Probe from 10.0.0.1"),
             "{:?}",
             subjects(&f)
         );
@@ -778,7 +797,7 @@ mod tests {
     async fn a_retried_event_does_not_send_again_what_it_sent() {
         let f = function("0");
         let event = sources(&["10.0.0.1", "10.0.0.2"], 0);
-        assert_eq!(f.handle(&event, later()).await.unwrap().published, 2);
+        assert_eq!(f.handle(&event, later()).await.unwrap().published, 3);
         let again = f.handle(&event, later()).await.unwrap();
         assert_eq!((again.alerts, again.published), (2, 0));
         assert_eq!(f.sink.as_ref().unwrap().calls.lock().unwrap().len(), 1);
@@ -802,7 +821,7 @@ mod tests {
         let err = f.handle(&event, later()).await.unwrap_err();
         assert!(
             err.to_string()
-                .contains("1 of 1 alert messages could not be published"),
+                .contains("2 of 2 alert messages could not be published"),
             "{err}"
         );
         // Another delivery of the same source: the message is claimed by the failed batch.
@@ -813,8 +832,8 @@ mod tests {
         assert_eq!(other.published, 0);
         let s = f.handle(&event, later()).await.unwrap();
         assert_eq!(
-            s.published, 1,
-            "the retried batch sends the message it claimed"
+            s.published, 2,
+            "the retried batch sends the message it claimed, and its page"
         );
     }
 
@@ -835,7 +854,7 @@ mod tests {
             .unwrap()
             .push(Ok(vec![refused]));
         let err = f.handle(&event, later()).await.unwrap_err();
-        assert!(err.to_string().contains("1 of 3"), "{err}");
+        assert!(err.to_string().contains("1 of 4"), "{err}");
         let s = f.handle(&event, later()).await.unwrap();
         assert_eq!((s.alerts, s.published), (4, 1));
         let calls = f.sink.as_ref().unwrap().calls.lock().unwrap().clone();

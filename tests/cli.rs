@@ -105,8 +105,12 @@ fn an_internal_reject_event_gives_one_alert_with_the_documented_keys() {
         a["rejected_at"]["interfaces"],
         serde_json::json!(["eni-0a1b2c3d4e5f60718"])
     );
-    assert_eq!(a["first_seen"], 1764195240);
-    assert_eq!(a["last_seen"], 1764195300);
+    assert_eq!(a["first_seen"], "2025-11-26T22:14:00Z");
+    assert_eq!(a["last_seen"], "2025-11-26T22:15:00Z");
+    assert_eq!(
+        (a["type"].as_str(), a["schema_version"].as_u64()),
+        (Some("alert"), Some(1))
+    );
     assert_eq!(a["severity"], "medium");
     assert_eq!(a["kind"], "probe");
     assert_eq!(a["reason"], "opened");
@@ -249,14 +253,26 @@ fn flags_override_the_environment() {
 }
 
 #[test]
-fn the_text_report_shows_subject_sms_and_email() {
+fn the_text_report_shows_subject_email_and_the_text_as_delivered() {
     let out = check(&["--vpc-cidr", VPC, "events/port-scan.json"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("Subject: [HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"),
+        text.contains("Subject: [HIGH] Port scan from 10.0.3.7: 25 ports on 1 host - 210987654321"),
         "{text}"
     );
-    assert!(text.contains("SMS:     HIGH: 10.0.3.7"), "{text}");
+    let sms = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Text:    "))
+        .expect("one text per input");
+    assert!(
+        sms.starts_with("VPC ALERT> HIGH: Port scan from 10.0.3.7"),
+        "{sms}"
+    );
+    assert!(
+        sms.len() <= 160,
+        "{} characters as delivered: {sms}",
+        sms.len()
+    );
     assert!(text.contains("WHAT TO DO NEXT"), "{text}");
 }
 

@@ -69,6 +69,24 @@ pub struct Places {
     pub vpcs: Vec<String>,
 }
 
+/// Who owns the sender's address, as EC2 says (filled in by the lookup, when it is on).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    /// False when the address belongs to nothing visible (another account, released since).
+    pub found: bool,
+    pub interface_id: Option<String>,
+    /// `interface`, `nat_gateway`, `lambda`, `network_load_balancer`, `vpc_endpoint`, ...
+    pub interface_type: Option<String>,
+    pub description: Option<String>,
+    pub instance_id: Option<String>,
+    /// The instance's `Name` tag.
+    pub name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub subnet_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub availability_zone: Option<String>,
+}
+
 /// One message's content about one source's incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
@@ -87,6 +105,8 @@ pub struct Alert {
     pub region: Option<String>,
     /// When the incident opened (Unix seconds).
     pub opened_at: u64,
+    /// When the delivery that brought this message was processed (Unix seconds).
+    pub detected_at: u64,
     /// Finding records, probes and responses together.
     pub records: u64,
     pub packets: u64,
@@ -111,6 +131,9 @@ pub struct Alert {
     pub rejected_at: Places,
     /// The sender's own interface, from records marked `egress`.
     pub sender: Places,
+    /// Who owns the sender's address in EC2: `None` when it was not looked up (the lookup is
+    /// off, or it failed or took too long).
+    pub owner: Option<Owner>,
     pub log_group: Option<String>,
     pub log_streams: Vec<String>,
     /// Earliest start and latest end of the records (Unix seconds).
@@ -154,6 +177,7 @@ impl Alert {
             accounts: s.accounts.lowest(ID_LIMIT),
             region: None,
             opened_at: incident.opened_at,
+            detected_at: incident.last_at,
             records: s.records,
             packets: s.packets,
             bytes: s.bytes,
@@ -170,6 +194,7 @@ impl Alert {
             sample_service_ports: s.service_ports.lowest(SAMPLE_SIZE),
             rejected_at: places(s.rejected_at.iter()),
             sender: places(s.sender_at.iter()),
+            owner: None,
             log_group: origin.log_group.clone(),
             log_streams: s.log_streams.lowest(ID_LIMIT),
             first_seen: s.first_seen,

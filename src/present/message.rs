@@ -1,30 +1,38 @@
-//! SNS messages: one per alert, and one digest for the alerts beyond the per-invocation cap.
+//! SNS messages: one per alert (by email), one digest for the alerts beyond the per-invocation
+//! cap, and one page per invocation (the only text a phone gets).
 //!
-//! Each message is published with `MessageStructure=json`: `default` is the alert as JSON (what
-//! SQS, HTTPS and Lambda subscribers get), `email` the report, `sms` the one-segment text. The
-//! `severity`, `source` and `account` attributes let subscription filter policies route them,
-//! for example only `high` to SMS.
+//! Each message is published with `MessageStructure=json`: `default` is the JSON body machines
+//! receive (SQS, HTTPS, Lambda subscribers; its contract is `schema/message.schema.json`),
+//! `email` the report, `sms` the one-segment text. The String attributes route them: `type`
+//! (`alert`, `digest`, `page`: the template sends alerts and digests to email and pages to SMS),
+//! `severity`, `kind`, `source`, `account`; pages are marked `Transactional`, so that they are
+//! delivered as alerts, not marketing.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
 
 use crate::detect::alert::{Alert, Severity};
-use crate::present::render::{self, SMS_TEXT_MAX};
+use crate::present::render::{self, SCHEMA_VERSION, SMS_TEXT_MAX};
 
 /// How many alerts a digest lists by name; the rest are only counted.
 pub const DIGEST_LISTED: usize = 50;
+/// The message attribute that makes SNS deliver a text as transactional (an alert).
+pub const SMS_TYPE_ATTRIBUTE: &str = "AWS.SNS.SMS.SMSType";
 
 /// A message ready for SNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
     /// Identifies the message across retries of the same event: the alert's id (stable for an
-    /// incident and level), or `digest`.
+    /// incident and level), `digest` or `page`.
     pub key: String,
     pub subject: String,
     /// The `MessageStructure=json` document.
     pub body: String,
-    /// `severity`, `kind`, `source`, `account`: String message attributes.
+    /// String message attributes: `type`, `severity`, `kind`, `source`, `account`.
     pub attributes: Vec<(&'static str, String)>,
-    /// The ids of the alerts this message tells about: its own, or every alert of a digest.
+    /// The ids of the alerts whose email this message is: its own, or every alert of a digest.
     pub covers: Vec<String>,
 }
 
@@ -45,6 +53,7 @@ impl OutgoingMessage {
             subject: render::subject(alert),
             body: structured(&default, &render::email(alert), &render::sms(alert)),
             attributes: vec![
+                ("type", "alert".to_string()),
                 ("severity", alert.severity.as_str().to_string()),
                 ("kind", alert.kind.as_str().to_string()),
                 ("source", alert.source.to_string()),
@@ -55,11 +64,7 @@ impl OutgoingMessage {
 
     /// One message that lists `alerts` briefly (the ones beyond the cap).
     pub fn digest(alerts: &[Alert]) -> OutgoingMessage {
-        let severity = alerts
-            .iter()
-            .map(|a| a.severity)
-            .min()
-            .unwrap_or(Severity::Medium);
+        let severity = most_severe(alerts);
         let account = single(alerts.iter().map(Alert::account)).unwrap_or("several accounts");
         let n = alerts.len();
         let subject = format!(
@@ -69,7 +74,12 @@ impl OutgoingMessage {
         );
         let listed = &alerts[..n.min(DIGEST_LISTED)];
         let default = serde_json::json!({
-            "digest": true,
+            "type": "digest",
+            "schema_version": SCHEMA_VERSION,
+            "id": format!("digest/{}", fingerprint(alerts)),
+            "severity": severity,
+            "region": region(alerts),
+            "detected_at": detected_at(alerts),
             "alerts": n,
             "listed": listed.iter().map(brief_json).collect::<Vec<_>>(),
         })
@@ -81,10 +91,11 @@ impl OutgoingMessage {
         );
         for alert in listed {
             email.push_str(&format!(
-                "  [{}] {} {} ({} records, account {})\n",
+                "  [{}] {} from {}: {} ({} records, account {})\n",
                 alert.severity.as_str().to_ascii_uppercase(),
-                alert.source,
-                render::activity(alert),
+                render::kind_title(alert.kind),
+                render::who(alert),
+                render::what(alert),
                 alert.records,
                 alert.account()
             ));
@@ -93,28 +104,49 @@ impl OutgoingMessage {
             email.push_str(&format!("  ... and {} more\n", n - listed.len()));
         }
         email.push_str("\nRun `vpc-flow-alert check` on the batch, or read the log group, for the details of each.\n");
-        let mut sms = format!(
-            "{}: {n} more sources sent rejected traffic:",
-            severity.as_str().to_ascii_uppercase()
-        );
-        for alert in listed {
-            let item = format!(" {}", alert.source);
-            if sms.len() + item.len() + " ...".len() > SMS_TEXT_MAX {
-                sms.push_str(" ...");
-                break;
-            }
-            sms.push_str(&item);
-        }
         OutgoingMessage {
             key: "digest".into(),
             covers: alerts.iter().map(|a| a.id.clone()).collect(),
             subject: render::subject_line(&subject),
-            body: structured(&default, &email, &sms),
+            body: structured(&default, &email, &page_text(alerts)),
             attributes: vec![
+                ("type", "digest".to_string()),
                 ("severity", severity.as_str().to_string()),
                 ("kind", "digest".to_string()),
                 ("source", "digest".to_string()),
                 ("account", account.to_string()),
+            ],
+        }
+    }
+
+    /// The one text of an invocation: its most severe alert, and how many more there are.
+    pub fn page(alerts: &[Alert]) -> OutgoingMessage {
+        let severity = most_severe(alerts);
+        let text = page_text(alerts);
+        let first = &alerts[0];
+        let default = serde_json::json!({
+            "type": "page",
+            "schema_version": SCHEMA_VERSION,
+            "id": format!("page/{}", fingerprint(alerts)),
+            "severity": severity,
+            "region": region(alerts),
+            "detected_at": detected_at(alerts),
+            "text": text,
+            "alerts": alerts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        })
+        .to_string();
+        OutgoingMessage {
+            key: "page".into(),
+            covers: Vec::new(),
+            subject: render::subject(first),
+            body: structured(&default, &text, &text),
+            attributes: vec![
+                ("type", "page".to_string()),
+                ("severity", severity.as_str().to_string()),
+                ("kind", first.kind.as_str().to_string()),
+                ("source", first.source.to_string()),
+                ("account", first.account().to_string()),
+                (SMS_TYPE_ATTRIBUTE, "Transactional".to_string()),
             ],
         }
     }
@@ -131,13 +163,28 @@ impl OutgoingMessage {
     }
 }
 
+/// The text of a page (without the prefix SNS adds): the most severe alert (they are ordered
+/// so), `+N more` after it.
+pub fn page_text(alerts: &[Alert]) -> String {
+    let more = match alerts.len() {
+        0 | 1 => String::new(),
+        n => format!(", +{} more", n - 1),
+    };
+    let text = render::sms_with(&alerts[0], &more);
+    debug_assert!(text.len() <= SMS_TEXT_MAX);
+    text
+}
+
 /// The messages for `alerts` (already ordered most severe first): at most `cap` alert
-/// messages, and one digest of the rest.
-pub fn messages_for(alerts: &[Alert], cap: usize) -> Vec<OutgoingMessage> {
+/// messages, one digest of the rest, and, when `page`, the invocation's one text.
+pub fn messages_for(alerts: &[Alert], cap: usize, page: bool) -> Vec<OutgoingMessage> {
     let (direct, rest) = alerts.split_at(alerts.len().min(cap));
     let mut messages: Vec<OutgoingMessage> = direct.iter().map(OutgoingMessage::alert).collect();
     if !rest.is_empty() {
         messages.push(OutgoingMessage::digest(rest));
+    }
+    if page && !alerts.is_empty() {
+        messages.push(OutgoingMessage::page(alerts));
     }
     messages
 }
@@ -149,6 +196,31 @@ fn structured(default: &str, email: &str, sms: &str) -> String {
         sms,
     })
     .expect("strings always serialize")
+}
+
+fn most_severe(alerts: &[Alert]) -> Severity {
+    alerts
+        .iter()
+        .map(|a| a.severity)
+        .min()
+        .unwrap_or(Severity::Medium)
+}
+
+fn region(alerts: &[Alert]) -> Option<&str> {
+    alerts.first().and_then(|a| a.region.as_deref())
+}
+
+fn detected_at(alerts: &[Alert]) -> Option<String> {
+    alerts.iter().map(|a| a.detected_at).max().map(render::iso)
+}
+
+/// The same for the same alerts, whatever the run: a stable id for a digest or page.
+fn fingerprint(alerts: &[Alert]) -> String {
+    let mut hasher = DefaultHasher::new();
+    for a in alerts {
+        a.id.hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
 }
 
 fn brief_json(alert: &Alert) -> serde_json::Value {
@@ -182,20 +254,23 @@ mod tests {
         a
     }
 
+    fn default_of(m: &OutgoingMessage) -> serde_json::Value {
+        let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        serde_json::from_str(body["default"].as_str().unwrap()).unwrap()
+    }
+
     #[test]
-    fn an_alert_message_carries_the_three_variants_and_the_routing_attributes() {
+    fn an_alert_message_carries_the_variants_and_the_routing_attributes() {
         let m = OutgoingMessage::alert(&alert("10.0.0.7", Severity::High));
         let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
-        let default: serde_json::Value =
-            serde_json::from_str(body["default"].as_str().unwrap()).unwrap();
+        let default = default_of(&m);
+        assert_eq!(default["type"], "alert");
         assert_eq!(default["source"], "10.0.0.7");
         assert!(body["email"].as_str().unwrap().contains("WHAT TO DO NEXT"));
-        assert!(
-            render::sms_prefix().len() + body["sms"].as_str().unwrap().len() <= render::SMS_MAX
-        );
         assert_eq!(
             m.attributes,
             [
+                ("type", "alert".to_string()),
                 ("severity", "high".to_string()),
                 ("kind", "port-scan".to_string()),
                 ("source", "10.0.0.7".to_string()),
@@ -206,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn twenty_five_alerts_give_ten_messages_and_one_digest() {
+    fn twenty_five_alerts_give_ten_messages_one_digest_and_one_page() {
         let alerts: Vec<Alert> = (0..25)
             .map(|i| {
                 alert(
@@ -219,30 +294,59 @@ mod tests {
                 )
             })
             .collect();
-        let messages = messages_for(&alerts, 10);
-        assert_eq!(messages.len(), 11);
+        let messages = messages_for(&alerts, 10, true);
+        assert_eq!(messages.len(), 12);
         let digest = &messages[10];
         assert_eq!(digest.key, "digest");
         assert_eq!(
             digest.subject,
             "[HIGH] 15 more sources sent rejected traffic (digest, 210987654321)"
         );
-        let body: serde_json::Value = serde_json::from_str(&digest.body).unwrap();
-        let default: serde_json::Value =
-            serde_json::from_str(body["default"].as_str().unwrap()).unwrap();
-        assert_eq!(default["alerts"], 15);
-        assert_eq!(default["listed"][0]["source"], "10.0.0.10");
-        assert!(
-            render::sms_prefix().len() + body["sms"].as_str().unwrap().len() <= render::SMS_MAX
+        let default = default_of(digest);
+        assert_eq!(
+            (default["type"].as_str(), default["alerts"].as_u64()),
+            (Some("digest"), Some(15))
         );
+        assert_eq!(default["listed"][0]["source"], "10.0.0.10");
+        let page = &messages[11];
+        assert_eq!(page.key, "page");
+        let text = default_of(page)["text"].as_str().unwrap().to_string();
+        assert!(text.ends_with(", +24 more"), "{text}");
+        assert!(
+            render::sms_prefix().len() + text.len() <= render::SMS_MAX,
+            "{text}"
+        );
+        assert!(page
+            .attributes
+            .contains(&(SMS_TYPE_ATTRIBUTE, "Transactional".to_string())));
+        assert!(page.attributes.contains(&("type", "page".to_string())));
     }
 
     #[test]
-    fn up_to_the_cap_there_is_no_digest() {
+    fn up_to_the_cap_there_is_no_digest_and_without_alerts_no_page() {
         let alerts: Vec<Alert> = (0..10)
             .map(|i| alert(&format!("10.0.0.{i}"), Severity::Medium))
             .collect();
-        assert_eq!(messages_for(&alerts, 10).len(), 10);
-        assert!(messages_for(&[], 10).is_empty());
+        assert_eq!(messages_for(&alerts, 10, false).len(), 10);
+        assert_eq!(messages_for(&alerts, 10, true).len(), 11);
+        assert!(messages_for(&[], 10, true).is_empty());
+    }
+
+    #[test]
+    fn digest_and_page_ids_are_stable_for_the_same_alerts() {
+        let alerts = vec![
+            alert("10.0.0.1", Severity::High),
+            alert("10.0.0.2", Severity::High),
+        ];
+        let id = |m: &OutgoingMessage| default_of(m)["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            id(&OutgoingMessage::page(&alerts)),
+            id(&OutgoingMessage::page(&alerts))
+        );
+        assert_ne!(
+            id(&OutgoingMessage::page(&alerts)),
+            id(&OutgoingMessage::page(&alerts[..1]))
+        );
+        assert!(id(&OutgoingMessage::digest(&alerts)).starts_with("digest/"));
     }
 }

@@ -26,15 +26,16 @@ pub fn sms_prefix() -> String {
     format!("{}> ", TOPIC_DISPLAY_NAME.to_ascii_uppercase())
 }
 
-/// `[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)`; an escalation says
-/// `[HIGH, escalated]`, a reminder `[HIGH, ongoing]`.
+/// `[HIGH] Port scan from web-7 (10.0.3.7): 25 ports on 1 host - 210987654321 us-east-1`: what,
+/// who, where. An escalation says `[HIGH, escalated]`, a reminder `[HIGH, ongoing]`.
 pub fn subject(alert: &Alert) -> String {
     let text = format!(
-        "[{}] {} {} ({})",
+        "[{}] {} from {}: {} - {}",
         level_tag(alert),
-        alert.source,
-        activity(alert),
-        accounts_brief(alert)
+        kind_title(alert.kind),
+        who(alert),
+        what(alert),
+        whereabouts(alert)
     );
     subject_line(&text)
 }
@@ -48,11 +49,88 @@ fn level_tag(alert: &Alert) -> String {
     }
 }
 
-/// `210987654321`, or `210987654321 +2` when the records were captured in several accounts.
-fn accounts_brief(alert: &Alert) -> String {
-    match alert.accounts.len() {
+/// `Port scan`, `Host sweep`, `Probe`, `Blocked responses`.
+pub fn kind_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::PortScan => "Port scan",
+        Kind::HostSweep => "Host sweep",
+        Kind::Probe => "Probe",
+        Kind::BlockedResponses => "Blocked responses",
+    }
+}
+
+/// The sender as a responder knows it: `web-7 (10.0.3.7)`, `i-0abc (10.0.3.7)`, `NAT gateway
+/// (10.0.3.7)`, or the address alone.
+pub fn who(alert: &Alert) -> String {
+    let owner = alert.owner.as_ref().filter(|o| o.found);
+    let label = owner.and_then(|o| {
+        o.name
+            .clone()
+            .or_else(|| o.instance_id.clone())
+            .or_else(|| o.interface_type.as_deref().map(interface_type_name))
+    });
+    match label {
+        Some(label) => format!("{label} ({})", alert.source),
+        None => alert.source.to_string(),
+    }
+}
+
+/// A readable name for an EC2 interface type.
+fn interface_type_name(kind: &str) -> String {
+    match kind {
+        "nat_gateway" => "NAT gateway".into(),
+        "lambda" => "Lambda function".into(),
+        "network_load_balancer" | "gateway_load_balancer" => "load balancer".into(),
+        "vpc_endpoint" | "gateway_load_balancer_endpoint" => "VPC endpoint".into(),
+        "interface" => "network interface".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// What it did: `25 ports on 1 host`, `1 port on 12 hosts`, `port 443 to 12 clients`.
+pub fn what(alert: &Alert) -> String {
+    if alert.probes == 0 {
+        let ports = match alert.sample_service_ports.as_slice() {
+            [one] if alert.service_ports.count == 1 => format!("port {}", port_name(*one)),
+            _ => format!("{} ports", at_least(alert.service_ports)),
+        };
+        let n = alert.peers.count;
+        return format!(
+            "{ports} to {} client{}",
+            at_least(alert.peers),
+            plural(n as u64)
+        );
+    }
+    let hosts = alert.destinations.count;
+    let hosts = format!(
+        "{} host{}",
+        at_least(alert.destinations),
+        plural(hosts as u64)
+    );
+    match alert.ports.count {
+        0 => format!("traffic to {hosts}"),
+        1 => match alert.sample_ports.first() {
+            Some(p) => format!("port {} on {hosts}", port_name(*p)),
+            None => format!("1 port on {hosts}"),
+        },
+        n => format!(
+            "{} port{} on {hosts}",
+            at_least(alert.ports),
+            plural(n as u64)
+        ),
+    }
+}
+
+/// `210987654321 us-east-1`, `210987654321 +2 us-east-1`: the accounts where the records were
+/// captured, and the region.
+fn whereabouts(alert: &Alert) -> String {
+    let accounts = match alert.accounts.len() {
         0 | 1 => alert.account().to_string(),
         n => format!("{} +{}", alert.account(), n - 1),
+    };
+    match &alert.region {
+        Some(region) => format!("{accounts} {region}"),
+        None => accounts,
     }
 }
 
@@ -61,25 +139,42 @@ pub fn subject_line(text: &str) -> String {
     clip(&printable_ascii(text), SUBJECT_MAX)
 }
 
-/// A one-segment text message: severity, source, what it did, account.
+/// The text about one alert, at most [`SMS_TEXT_MAX`] GSM-7 characters: with SNS's prefix, one
+/// segment as delivered. What, who, where and since when, then details while they fit.
 pub fn sms(alert: &Alert) -> String {
-    let mut text = format!("{}: {} {}", level_tag(alert), alert.source, activity(alert));
-    // Optional details, most useful first; each is added only if the whole still fits.
+    sms_with(alert, "")
+}
+
+/// [`sms`] with `suffix` (`, +2 more`) kept at the end whatever is cut.
+pub fn sms_with(alert: &Alert, suffix: &str) -> String {
+    let budget = SMS_TEXT_MAX.saturating_sub(suffix.len());
+    let mut text = gsm_safe(&format!(
+        "{}: {} from {}: {}",
+        level_tag(alert),
+        kind_title(alert.kind),
+        who(alert),
+        what(alert)
+    ));
+    let since = alert.first_seen.map(|t| {
+        let at = utc(t);
+        format!("since {} {}Z", &at[5..10], &at[11..16])
+    });
     let extras = [
+        since,
+        Some(whereabouts(alert)),
         example_target(alert),
         Some(format!("{} reject{}", alert.records, plural(alert.records))),
-        window(alert).map(|(from, to)| format!("{}-{}Z", &from[11..16], &to[11..16])),
-        Some(format!("acct {}", alert.account())),
-        alert.sender.instances.first().map(|i| format!("from {i}")),
     ];
     for extra in extras.into_iter().flatten() {
         let extra = gsm_safe(&extra);
-        if text.len() + 2 + extra.len() <= SMS_TEXT_MAX {
+        if text.len() + 2 + extra.len() <= budget {
             text.push_str(", ");
             text.push_str(&extra);
         }
     }
-    clip(&gsm_safe(&text), SMS_TEXT_MAX)
+    let mut text = clip(&text, budget);
+    text.push_str(&gsm_safe(suffix));
+    text
 }
 
 /// The email report: what was rejected, why it matters, the evidence, and what to do next.
@@ -96,6 +191,35 @@ pub fn email(alert: &Alert) -> String {
 
     let _ = writeln!(m, "SENDER");
     line(&mut m, "Address", &alert.source.to_string());
+    match &alert.owner {
+        Some(o) if o.found => {
+            let instance = match (&o.instance_id, &o.name) {
+                (Some(id), Some(name)) => Some(format!("{id} ({name})")),
+                (Some(id), None) => Some(id.clone()),
+                _ => None,
+            };
+            for (label, value) in [
+                ("Instance", instance),
+                ("Interface", o.interface_id.clone()),
+                ("Type", o.interface_type.as_deref().map(interface_type_name)),
+                ("Description", o.description.clone().filter(|d| !d.is_empty())),
+                ("Groups", (!o.security_groups.is_empty()).then(|| o.security_groups.join(", "))),
+                ("Subnet", o.subnet_id.clone()),
+                ("VPC", o.vpc_id.clone()),
+                ("Zone", o.availability_zone.clone()),
+            ] {
+                if let Some(value) = value {
+                    line(&mut m, label, &value);
+                }
+            }
+        }
+        Some(_) => line(
+            &mut m,
+            "Owner",
+            "no network interface visible to this account has this address (another account's, or released since)",
+        ),
+        None => {}
+    }
     line(&mut m, "Find it", &find_sender_command(alert));
     let sender = places(&alert.sender);
     if !sender.is_empty() {
@@ -144,7 +268,7 @@ pub fn email(alert: &Alert) -> String {
         ),
     );
     line(&mut m, "Packets", &alert.packets.to_string());
-    line(&mut m, "Bytes", &alert.bytes.to_string());
+    line(&mut m, "Bytes", &readable_bytes(alert.bytes));
     let protocols: Vec<String> = alert.protocols.iter().map(|&p| protocol_name(p)).collect();
     line(&mut m, "Protocols", &list_or(&protocols, "-"));
     if alert.probes > 0 {
@@ -156,7 +280,14 @@ pub fn email(alert: &Alert) -> String {
         line(
             &mut m,
             "Ports",
-            &counted(alert.ports, &strings(&alert.sample_ports)),
+            &counted(
+                alert.ports,
+                &alert
+                    .sample_ports
+                    .iter()
+                    .map(|p| port_name(*p))
+                    .collect::<Vec<_>>(),
+            ),
         );
     }
     if alert.responses > 0 {
@@ -194,13 +325,15 @@ pub fn email(alert: &Alert) -> String {
 
 /// The first sentence: who did what.
 fn headline(alert: &Alert) -> String {
-    let what = activity(alert);
+    let who = who(alert);
+    let what = what(alert);
     let records = format!("{} flow log record{}", alert.records, plural(alert.records));
+    let title = kind_title(alert.kind).to_ascii_lowercase();
     match alert.reason {
-        Reason::Opened if alert.kind == Kind::BlockedResponses => format!("{}, an address inside your VPC, {what}, in {records}.", alert.source),
-        Reason::Opened => format!("{}, an address inside your VPC, sent traffic that the network rejected: it {what}, in {records}.", alert.source),
-        Reason::Escalated => format!("The incident of {} is now {}: it {what}, in {records} so far.", alert.source, alert.severity.as_str().to_ascii_uppercase()),
-        Reason::Reminder => format!("{} is still sending traffic that the network rejects: it {what}, in {records} since the incident opened.", alert.source),
+        Reason::Opened if alert.kind == Kind::BlockedResponses => format!("{who}, inside your VPC, had its replies rejected: {what}, in {records}."),
+        Reason::Opened => format!("{who}, inside your VPC, sent traffic that the network rejected ({title}): {what}, in {records}."),
+        Reason::Escalated => format!("The incident of {who} is now {} ({title}): {what}, in {records} so far.", alert.severity.as_str().to_ascii_uppercase()),
+        Reason::Reminder => format!("{who} is still sending traffic that the network rejects ({title}): {what}, in {records} since the incident opened."),
     }
 }
 
@@ -226,12 +359,34 @@ fn next_steps(alert: &Alert) -> Vec<String> {
         ];
     }
     vec![
-        format!("Identify the sender by its address (not by the interfaces above, which are where the traffic was rejected): {}", find_sender_command(alert)),
+        format!("Identify the sender by its address (not by the interfaces under REJECTED AT, which are where the traffic was rejected): {}", find_sender_command(alert)),
+        format!("See everything it did around the window, in the flow log group (accepted traffic too, when the flow log records ALL): {}", logs_command(alert)),
         "Ask whether it should talk to these hosts and ports at all. Look for unexpected processes, new cron jobs or users, and recent deployments.".to_string(),
         "If it may be compromised, isolate it (move it to a security group without rules) and snapshot its volumes before you investigate.".to_string(),
         "If the traffic is expected but blocked, fix the security group or network ACL that rejects it.".to_string(),
         ignore("If the source is a known scanner or monitoring host"),
     ]
+}
+
+/// The command that lists the flow log records of the sender's address in the hour around the
+/// incident's window.
+pub fn logs_command(alert: &Alert) -> String {
+    let region = alert
+        .region
+        .as_deref()
+        .map(|r| format!(" --region {r}"))
+        .unwrap_or_default();
+    let group = alert.log_group.as_deref().unwrap_or("<flow log group>");
+    let (from, to) = match (alert.first_seen, alert.last_seen) {
+        (Some(from), Some(to)) => (from, to),
+        _ => (alert.opened_at, alert.opened_at),
+    };
+    let start = from.saturating_sub(1800) * 1000;
+    let end = (to + 1800) * 1000;
+    format!(
+        "aws logs filter-log-events{region} --log-group-name {group} --start-time {start} --end-time {end} --filter-pattern '\"{}\"'",
+        alert.source
+    )
 }
 
 /// The command that finds the interface (and instance) that owns the sender's address.
@@ -269,44 +424,62 @@ fn strings<T: ToString>(values: &[T]) -> Vec<String> {
     values.iter().map(ToString::to_string).collect()
 }
 
-/// The alert as one line of JSON: the object `check --output json` prints and the `default`
-/// message SNS delivers to machines.
-pub fn json(alert: &Alert) -> String {
-    serde_json::to_string(alert).expect("an alert always serializes")
-}
+/// The version of the JSON bodies' contract (`schema/message.schema.json`).
+pub const SCHEMA_VERSION: u32 = 1;
 
-/// What the source did: `probed 25 ports on 1 host`, or for replies alone
-/// `had replies from port 443 to 12 clients rejected`.
-pub fn activity(alert: &Alert) -> String {
-    if alert.probes == 0 {
-        let ports = match alert.sample_service_ports.as_slice() {
-            [] => String::new(),
-            [one] if alert.service_ports.count == 1 => format!(" from port {one}"),
-            _ => format!(" from {} ports", at_least(alert.service_ports)),
-        };
-        let n = alert.peers.count;
-        return format!(
-            "had replies{ports} to {} client{} rejected",
-            at_least(alert.peers),
-            plural(n as u64)
-        );
-    }
-    let hosts = match alert.destinations.count {
-        0 => String::new(),
-        n => format!(
-            " on {} host{}",
-            at_least(alert.destinations),
-            plural(n as u64)
-        ),
-    };
-    match alert.ports.count {
-        0 => format!("sent rejected traffic{}", hosts.replace(" on ", " to ")),
-        n => format!(
-            "probed {} port{}{hosts}",
-            at_least(alert.ports),
-            plural(n as u64)
-        ),
-    }
+/// The alert as one line of JSON: the object `check --output json` prints and the `default`
+/// message SNS delivers to machines. Times are ISO 8601 UTC, unknown values `null`.
+pub fn json(alert: &Alert) -> String {
+    let roles = alert
+        .sender
+        .interfaces
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "role": "sender"}))
+        .chain(
+            alert
+                .rejected_at
+                .interfaces
+                .iter()
+                .map(|id| serde_json::json!({"id": id, "role": "rejected_at"})),
+        )
+        .collect::<Vec<_>>();
+    serde_json::json!({
+        "type": "alert",
+        "schema_version": SCHEMA_VERSION,
+        "id": alert.id,
+        "incident": alert.incident,
+        "reason": alert.reason,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "source": alert.source,
+        "owner": alert.owner,
+        "accounts": alert.accounts,
+        "region": alert.region,
+        "detected_at": iso(alert.detected_at),
+        "opened_at": iso(alert.opened_at),
+        "first_seen": alert.first_seen.map(iso),
+        "last_seen": alert.last_seen.map(iso),
+        "records": alert.records,
+        "packets": alert.packets,
+        "bytes": alert.bytes,
+        "probes": alert.probes,
+        "responses": alert.responses,
+        "destinations": alert.destinations,
+        "ports": alert.ports,
+        "peers": alert.peers,
+        "service_ports": alert.service_ports,
+        "protocols": alert.protocols,
+        "sample_destinations": alert.sample_destinations,
+        "sample_ports": alert.sample_ports,
+        "sample_peers": alert.sample_peers,
+        "sample_service_ports": alert.sample_service_ports,
+        "interfaces": roles,
+        "rejected_at": alert.rejected_at,
+        "sender": alert.sender,
+        "log_group": alert.log_group,
+        "log_streams": alert.log_streams,
+    })
+    .to_string()
 }
 
 /// `25`, or `at least 1000` when the count stopped being exact.
@@ -318,13 +491,81 @@ fn at_least(c: Count) -> String {
     }
 }
 
-/// `10.0.1.5:22` when the alert has one host and one port; the first sample otherwise.
+/// `e.g. 10.0.1.5 port 22 (ssh)`: the first host and port probed.
 fn example_target(alert: &Alert) -> Option<String> {
     let host = alert.sample_destinations.first()?;
     Some(match alert.sample_ports.first() {
-        Some(port) => format!("e.g. {host} port {port}"),
+        Some(port) => format!("e.g. {host} port {}", port_name(*port)),
         None => format!("e.g. {host}"),
     })
+}
+
+/// `22 (ssh)` for the well-known ports a responder recognises, else the number.
+pub fn port_name(port: u16) -> String {
+    let name = match port {
+        21 => "ftp",
+        22 => "ssh",
+        23 => "telnet",
+        25 => "smtp",
+        53 => "dns",
+        80 => "http",
+        110 => "pop3",
+        111 => "rpcbind",
+        135 => "msrpc",
+        139 => "netbios",
+        143 => "imap",
+        389 => "ldap",
+        443 => "https",
+        445 => "smb",
+        636 => "ldaps",
+        993 => "imaps",
+        995 => "pop3s",
+        1433 => "mssql",
+        1521 => "oracle",
+        2049 => "nfs",
+        2375 | 2376 => "docker",
+        3306 => "mysql",
+        3389 => "rdp",
+        5432 => "postgres",
+        5900 => "vnc",
+        5985 | 5986 => "winrm",
+        6379 => "redis",
+        8080 => "http-alt",
+        9200 => "elasticsearch",
+        11211 => "memcached",
+        27017 => "mongodb",
+        _ => return port.to_string(),
+    };
+    format!("{port} ({name})")
+}
+
+/// `14.8 GB`: a byte count as a person reads it (SI units, three significant digits).
+pub fn readable_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = u;
+    }
+    if value < 10.0 {
+        format!("{value:.2} {unit}")
+    } else if value < 100.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.0} {unit}")
+    }
+}
+
+/// Unix seconds (or milliseconds) as ISO 8601 UTC: `2025-11-26T22:14:00Z`.
+pub fn iso(timestamp: u64) -> String {
+    utc(timestamp).replacen(' ', "T", 1) + "Z"
 }
 
 /// The first and last time of the incident's records as `YYYY-MM-DD HH:MM:SS`.
@@ -473,18 +714,34 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_subject_leads_with_severity_and_names_source_activity_and_account() {
+    fn the_subject_says_what_who_and_where() {
         assert_eq!(
             subject(&alert()),
-            "[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"
+            "[HIGH] Port scan from 10.0.3.7: 25 ports on 1 host - 210987654321 us-east-1"
         );
         let mut escalated = alert();
         escalated.reason = Reason::Escalated;
         escalated.accounts.push("999988887777".into());
+        escalated.owner = Some(crate::detect::alert::Owner {
+            found: true,
+            instance_id: Some("i-0abc".into()),
+            name: Some("web-7".into()),
+            ..Default::default()
+        });
         assert_eq!(
             subject(&escalated),
-            "[HIGH, escalated] 10.0.3.7 probed 25 ports on 1 host (210987654321 +1)"
+            "[HIGH, escalated] Port scan from web-7 (10.0.3.7): 25 ports on 1 host - 210987654321 +1 us-east-1"
         );
+    }
+
+    #[test]
+    fn ports_are_named_bytes_readable_and_times_iso() {
+        assert_eq!(port_name(3389), "3389 (rdp)");
+        assert_eq!(port_name(40000), "40000");
+        assert_eq!(readable_bytes(14_814_814_680), "14.8 GB");
+        assert_eq!(readable_bytes(999), "999 B");
+        assert_eq!(readable_bytes(1_100), "1.10 kB");
+        assert_eq!(iso(1_764_195_240_000), "2025-11-26T22:14:00Z");
     }
 
     #[test]
@@ -509,10 +766,9 @@ pub(crate) mod tests {
             delivered.len()
         );
         assert!(
-            text.starts_with("HIGH: 10.0.3.7 probed 25 ports on 1 host"),
+            text.starts_with("HIGH: Port scan from 10.0.3.7: 25 ports on 1 host, since 11-26 22:14Z, 210987654321 us-east-1"),
             "{text}"
         );
-        assert!(text.contains("acct 210987654321"), "{text}");
         assert!(
             !text.contains("eni-0a1b2c3d4e5f60718") && !text.contains("i-0123456789abcdef0"),
             "the target's interface and instance are not the sender's: {text}"
@@ -535,7 +791,7 @@ pub(crate) mod tests {
         for needle in [
             "eni-0a1b2c3d4e5f60718",
             "i-0123456789abcdef0",
-            "25 (lowest: 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, ...)",
+            "25 (lowest: 21 (ftp), 22 (ssh), 23 (telnet), 24, 25 (smtp), 26, 27, 28, 29, 30, ...)",
             "2025-11-26 22:14:00 to 2025-11-26 22:20:00 UTC",
             "/vpc/flow-logs",
             "IgnoreSourceCidrs",
@@ -573,7 +829,7 @@ pub(crate) mod tests {
         assert_eq!(alert.kind, Kind::BlockedResponses);
         assert_eq!(
             subject(&alert),
-            "[LOW] 10.0.1.5 had replies from port 443 to 12 clients rejected (111122223333)"
+            "[LOW] Blocked responses from 10.0.1.5: port 443 (https) to 12 clients - 111122223333"
         );
         let text = email(&alert);
         assert!(
@@ -591,7 +847,7 @@ pub(crate) mod tests {
             count: 1000,
             exact: false,
         };
-        assert_eq!(activity(&a), "probed at least 1000 ports on 1 host");
+        assert_eq!(what(&a), "at least 1000 ports on 1 host");
     }
 
     #[test]
@@ -612,6 +868,6 @@ pub(crate) mod tests {
             count: 3,
             exact: true,
         };
-        assert_eq!(activity(&a), "sent rejected traffic to 3 hosts");
+        assert_eq!(what(&a), "traffic to 3 hosts");
     }
 }

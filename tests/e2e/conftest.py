@@ -103,34 +103,63 @@ def aws(service, endpoint):
     )
 
 
+SCHEMA = json.loads((ROOT / "schema" / "message.schema.json").read_text())
+
+
+def check_contract(body):
+    """Fails unless a message body is what schema/message.schema.json promises."""
+    import jsonschema
+
+    jsonschema.validate(body, SCHEMA)
+
+
+# The template's subscription filter policies: what email receives, and what a phone receives.
+EMAIL_FILTER = template_resource("EmailSubscription")["Properties"]["FilterPolicy"]
+SMS_FILTER = {"type": template_resource("SmsSubscription")["Properties"]["FilterPolicy"]["type"]}
+
+
 class Subscriber:
-    """A topic with an SQS queue subscribed to it: what a user's subscription receives."""
+    """A topic with two SQS queues subscribed to it through the template's filter policies:
+    `receive` reads what the email subscription gets (one message per alert, digests),
+    `receive_pages` what the phone gets (one page per invocation). Every message body received
+    is checked against the JSON contract."""
 
     def __init__(self, endpoint):
         self.sns = aws("sns", endpoint)
         self.sqs = aws("sqs", endpoint)
         name = "alerts-" + uuid.uuid4().hex[:8]
         self.topic_arn = self.sns.create_topic(Name=name)["TopicArn"]
-        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.queue_url = self._queue(name, EMAIL_FILTER)
+        self.pages_url = self._queue(name + "-pages", SMS_FILTER)
 
-    def receive(self, expected, timeout=10):
+    def _queue(self, name, filter_policy):
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn,
+                           Attributes={"FilterPolicy": json.dumps(filter_policy),
+                                       "FilterPolicyScope": "MessageAttributes"})
+        return url
+
+    def receive_pages(self, expected, timeout=10):
+        return self.receive(expected, timeout, queue_url=self.pages_url)
+
+    def receive(self, expected, timeout=10, queue_url=None):
         """The SNS envelopes in the queue; waits until `expected` arrived, then a little more
         to catch any extra message."""
+        queue_url = queue_url or self.queue_url
         got = []
         end = time.time() + timeout
         while time.time() < end:
             wait = 1 if len(got) >= expected else 0
             resp = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
             )
             batch = resp.get("Messages", [])
             for m in batch:
-                got.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+                envelope = json.loads(m["Body"])
+                check_contract(json.loads(envelope["Message"]))
+                got.append(envelope)
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
             if len(got) >= expected and not batch:
                 break
         return got

@@ -11,7 +11,7 @@ from conftest import BIN, REGION, ROOT, VPC_CIDRS
 SUMMARY_KEYS = {"records", "malformed", "rejects", "findings", "skipped_data", "sources", "alerts", "published",
                 "suppressed", "digested", "state_errors", "state_calls"}
 # What differs between two runs of the same input: when the incident opened.
-TIMING_KEYS = ("incident", "id", "opened_at")
+TIMING_KEYS = ("incident", "id", "opened_at", "detected_at")
 
 
 def event_file(name):
@@ -66,36 +66,55 @@ def test_alerts_reach_the_subscriber_as_check_shows_them(subscriber, moto, start
     assert set(summary) == SUMMARY_KEYS
     assert summary == {"records": 26, "malformed": 0, "rejects": 25, "findings": 25, "skipped_data": 0,
                        "sources": 1, "alerts": 1,
-                       "published": 1, "suppressed": 0, "digested": 0, "state_errors": 0, "state_calls": 0}
+                       "published": 2, "suppressed": 0, "digested": 0, "state_errors": 0, "state_calls": 0}
     kind, summary, _ = runtime.invoke(event_file("internal-reject"))
-    assert summary["published"] == 1
+    assert summary["published"] == 2
 
     got = subscriber.receive(expected=2)
     assert len(got) == 2
     scan, internal = got
-    assert scan["Subject"] == "[HIGH] 10.0.3.7 probed 25 ports on 1 host (210987654321)"
+    assert scan["Subject"] == "[HIGH] Port scan from 10.0.3.7: 25 ports on 1 host - 210987654321 us-east-1"
     assert untimed(json.loads(scan["Message"])) == untimed(check_json("port-scan")[0])
     assert untimed(json.loads(internal["Message"])) == untimed(check_json("internal-reject")[0])
     attributes = {k: v["Value"] for k, v in scan["MessageAttributes"].items()}
-    assert attributes == {"severity": "high", "kind": "port-scan", "source": "10.0.3.7", "account": "210987654321"}
+    assert attributes == {"type": "alert", "severity": "high", "kind": "port-scan", "source": "10.0.3.7",
+                          "account": "210987654321"}
     assert all(v["Type"] == "String" for v in scan["MessageAttributes"].values())
     for message in got:
         assert len(message["Subject"]) < 100
         assert all(32 <= ord(c) <= 126 for c in message["Subject"])
 
 
-def test_the_email_and_sms_variants_are_published(subscriber, moto, start_function):
+def test_email_gets_the_report_and_the_phone_one_transactional_text(subscriber, moto, start_function):
     runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
     runtime.invoke(event_file("host-sweep"))
     import urllib.request
 
     data = json.load(urllib.request.urlopen(moto + "/moto-api/data.json"))
     sent = [n for t in data["sns"]["Topic"] if t["arn"] == subscriber.topic_arn for n in t["sent_notifications"]]
-    assert len(sent) == 1
+    assert len(sent) == 2, "the alert and the page"
     structure = json.loads(sent[0][1])
     assert set(structure) == {"default", "email", "sms"}
     assert "WHAT TO DO NEXT" in structure["email"] and "10.0.4.9" in structure["email"]
-    assert len("VPC ALERT> " + structure["sms"]) <= 160 and structure["sms"].startswith("HIGH: 10.0.4.9 probed 1 port on 12 hosts")
+    [email] = subscriber.receive(expected=1)
+    assert email["MessageAttributes"]["type"]["Value"] == "alert"
+    [page] = subscriber.receive_pages(expected=1)
+    attributes = {k: v["Value"] for k, v in page["MessageAttributes"].items()}
+    assert attributes["AWS.SNS.SMS.SMSType"] == "Transactional" and attributes["type"] == "page"
+    text = json.loads(page["Message"])["text"]
+    assert text.startswith("HIGH: Host sweep from 10.0.4.9: port 445 (smb) on 12 hosts"), text
+    assert len("VPC ALERT> " + text) <= 160
+
+
+def test_a_storm_of_25_high_alerts_sends_one_text(subscriber, moto, start_function):
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    sweeps = [reject(f"10.0.2.{s}", f"10.0.9.{h}") for s in range(1, 26) for h in range(10)]
+    kind, summary, _ = runtime.invoke(make_event(sweeps))
+    assert kind == "response" and summary["alerts"] == 25
+    pages = subscriber.receive_pages(expected=1)
+    assert len(pages) == 1
+    text = json.loads(pages[0]["Message"])["text"]
+    assert text.endswith(", +24 more") and len("VPC ALERT> " + text) <= 160, text
 
 
 def test_alerts_beyond_the_cap_arrive_as_one_digest(subscriber, moto, start_function):
@@ -103,7 +122,7 @@ def test_alerts_beyond_the_cap_arrive_as_one_digest(subscriber, moto, start_func
     event = make_event([reject(f"10.0.1.{i}") for i in range(1, 26)])
     kind, summary, _ = runtime.invoke(event)
     assert kind == "response", summary
-    assert (summary["alerts"], summary["published"], summary["digested"]) == (25, 11, 15)
+    assert (summary["alerts"], summary["published"], summary["digested"]) == (25, 12, 15)
     got = subscriber.receive(expected=11)
     assert len(got) == 11
     digests = [m for m in got if m["MessageAttributes"]["source"]["Value"] == "digest"]
@@ -129,7 +148,7 @@ def test_skipdata_records_are_counted_as_a_monitoring_gap(subscriber, moto, star
     runtime, fn = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
     skipped = "2 210987654321 eni-0a1b2c3d4e5f60718 - - - - - - - 1764195240 1764195300 - SKIPDATA"
     kind, summary, _ = runtime.invoke(make_event([skipped, skipped, reject("10.0.1.7")]))
-    assert kind == "response" and summary["skipped_data"] == 2 and summary["published"] == 1
+    assert kind == "response" and summary["skipped_data"] == 2 and summary["published"] == 2
     out, _ = fn.stop()
     metrics = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
     assert metrics[0]["SkippedData"] == 2
@@ -147,7 +166,7 @@ def test_a_retried_event_is_not_sent_twice_and_repeats_of_a_reported_incident_ar
         "SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto, "ALERT_COOLDOWN_SECONDS": "900",
     })
     event = make_event([reject("10.0.1.7")])
-    assert runtime.invoke(event)[1]["published"] == 1
+    assert runtime.invoke(event)[1]["published"] == 2
     again = runtime.invoke(event)[1]
     assert (again["published"], again["suppressed"]) == (0, 0), "the same log event ids: already sent"
     later = runtime.invoke(make_event([reject("10.0.1.7")], first_id=1000))[1]
@@ -164,9 +183,9 @@ def test_logs_are_json_with_one_summary_line_and_one_metrics_line(subscriber, mo
     metrics = [line for line in lines if "_aws" in line]
     assert len(metrics) == 1
     assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "VpcFlowAlert"
-    assert (metrics[0]["Records"], metrics[0]["Findings"], metrics[0]["AlertsPublished"]) == (26, 25, 1)
+    assert (metrics[0]["Records"], metrics[0]["Findings"], metrics[0]["AlertsPublished"]) == (26, 25, 2)
     summaries = [line for line in lines if line.get("fields", {}).get("message") == "invocation done"]
-    assert len(summaries) == 1 and summaries[0]["fields"]["published"] == 1
+    assert len(summaries) == 1 and summaries[0]["fields"]["published"] == 2
     data = json.loads(payload)["awslogs"]["data"]
     assert data[:40] not in out, "the payload is not logged"
 
@@ -176,7 +195,7 @@ def test_dry_run_logs_instead_of_publishing(subscriber, moto, start_function):
     kind, summary, _ = runtime.invoke(event_file("port-scan"))
     assert kind == "response" and summary["alerts"] == 1 and summary["published"] == 0
     out, _ = fn.stop()
-    assert "[HIGH] 10.0.3.7 probed 25 ports" in out
+    assert "[HIGH] Port scan from 10.0.3.7: 25 ports" in out
 
 
 def test_a_bad_configuration_fails_the_start_naming_the_variable(start_function):
@@ -194,6 +213,6 @@ def test_check_publish_sends_local_files_to_the_topic(subscriber, moto):
                           str(ROOT / "events" / "port-scan.json"), str(ROOT / "events" / "ipv6.json")],
                          env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "published 2 messages" in out.stderr
+    assert "published 4 messages" in out.stderr
     got = subscriber.receive(expected=2)
     assert sorted(json.loads(m["Message"])["source"] for m in got) == ["10.0.3.7", "2600:1f18:4a2b:9e01::1c"]

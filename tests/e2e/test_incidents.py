@@ -70,12 +70,12 @@ def test_a_scan_split_over_two_deliveries_to_two_instances_sends_medium_then_hig
         start_function, subscriber, moto, state_table):
     a, _ = start(start_function, subscriber, moto, state_table)
     b, _ = start(start_function, subscriber, moto, state_table)
-    assert a.invoke(event_file("scan-split-01"))[1]["published"] == 1
-    assert b.invoke(event_file("scan-split-02"))[1]["published"] == 1
+    assert a.invoke(event_file("scan-split-01"))[1]["published"] == 2
+    assert b.invoke(event_file("scan-split-02"))[1]["published"] == 2
     got = subscriber.receive(expected=2)
     assert subjects(got) == [
-        "[MEDIUM] 10.0.3.7 probed 9 ports on 1 host (210987654321)",
-        "[HIGH, escalated] 10.0.3.7 probed 25 ports on 1 host (210987654321)",
+        "[MEDIUM] Probe from 10.0.3.7: 9 ports on 1 host - 210987654321 us-east-1",
+        "[HIGH, escalated] Port scan from 10.0.3.7: 25 ports on 1 host - 210987654321 us-east-1",
     ]
     assert json.loads(got[1]["Message"])["records"] == 25
 
@@ -83,22 +83,22 @@ def test_a_scan_split_over_two_deliveries_to_two_instances_sends_medium_then_hig
 def test_repeats_after_the_high_are_quiet_until_the_reminder(start_function, subscriber, moto, state_table):
     runtime, _ = start(start_function, subscriber, moto, state_table, ALERT_COOLDOWN_SECONDS="3")
     scan = [reject("10.0.3.7", "10.0.1.5", port) for port in range(20, 32)]
-    assert runtime.invoke(make_event(scan, first_id=0))[1]["published"] == 1
+    assert runtime.invoke(make_event(scan, first_id=0))[1]["published"] == 2
     for n in (1, 2):
         summary = runtime.invoke(make_event(scan[:3], first_id=1000 * n))[1]
         assert (summary["published"], summary["suppressed"]) == (0, 1)
     time.sleep(3.2)
     summary = runtime.invoke(make_event(scan[:3], first_id=9000))[1]
-    assert summary["published"] == 1
+    assert summary["published"] == 2
     got = subscriber.receive(expected=2)
-    assert [s.split(" 10.0.3.7")[0] for s in subjects(got)] == ["[HIGH]", "[HIGH, ongoing]"]
+    assert [s.split(" Port scan")[0] for s in subjects(got)] == ["[HIGH]", "[HIGH, ongoing]"]
     reminder = json.loads(got[1]["Message"])
     assert reminder["reason"] == "reminder" and reminder["records"] == 12 + 3 * 3, "the totals so far"
 
 
 def test_blocked_responses_are_low_and_never_high(start_function, subscriber, moto, state_table):
     runtime, _ = start(start_function, subscriber, moto, state_table)
-    assert runtime.invoke(event_file("blocked-responses"))[1]["published"] == 1
+    assert runtime.invoke(event_file("blocked-responses"))[1]["published"] == 2
     more = [f"2 210987654321 eni-0f1e2d3c4b5a69788 10.0.1.20 203.0.113.{i} 443 {50000 + i} 6 3 180 "
             f"1764195300 1764195360 REJECT OK" for i in range(30)]
     summary = runtime.invoke(make_event(more, first_id=500, stream="eni-0f1e2d3c4b5a69788-all"))[1]
@@ -121,7 +121,7 @@ def test_a_claimed_message_whose_publish_failed_is_sent_by_the_retry_on_another_
     assert b.invoke(make_event([reject("10.0.1.7", "10.0.9.8")], first_id=100))[1]["published"] == 0
     # Lambda retries the failed event (same log event ids), here on the other instance.
     kind, summary, _ = b.invoke(first)
-    assert kind == "response" and summary["published"] == 1
+    assert kind == "response" and summary["published"] == 2
     got = subscriber.receive(expected=1)
     assert severities(got, "10.0.1.7") == ["medium"]
 
@@ -135,7 +135,7 @@ def test_dynamodb_throttling_and_server_errors_never_drop_an_alert(
         source = "10.0.2.1" if fault == "throttle" else "10.0.2.2"
         kind, summary, _ = runtime.invoke(make_event([reject(source)], first_id=0))
         assert kind == "response", summary
-        assert summary["published"] == 1 and summary["state_errors"] >= 1, summary
+        assert summary["published"] == 2 and summary["state_errors"] >= 1, summary
         assert severities(subscriber.receive(expected=1), source) == ["medium"]
     assert len(fault_proxy.ddb_calls) >= 2
 
@@ -155,7 +155,7 @@ def test_a_claim_that_landed_without_its_answer_is_still_ours(
     runtime, _ = start(start_function, subscriber, moto, state_table, AWS_ENDPOINT_URL_DYNAMODB=fault_proxy.url)
     kind, summary, _ = runtime.invoke(make_event([reject("10.0.2.4")]))
     assert lost_once, "the fault was injected"
-    assert kind == "response" and summary["published"] == 1 and summary["state_errors"] == 0, summary
+    assert kind == "response" and summary["published"] == 2 and summary["state_errors"] == 0, summary
     assert severities(subscriber.receive(expected=1), "10.0.2.4") == ["medium"]
 
 
@@ -163,7 +163,7 @@ def test_an_unreachable_table_never_drops_an_alert(start_function, subscriber, m
     closed = f"http://127.0.0.1:{free_port()}"
     runtime, fn = start(start_function, subscriber, moto, state_table, AWS_ENDPOINT_URL_DYNAMODB=closed)
     kind, summary, left = runtime.invoke(make_event([reject("10.0.2.3")]), timeout_ms=20_000)
-    assert kind == "response" and summary["published"] == 1 and summary["state_errors"] == 1
+    assert kind == "response" and summary["published"] == 2 and summary["state_errors"] == 1
     assert left > 10, "the fallback did not wait for the whole deadline"
     assert severities(subscriber.receive(expected=1), "10.0.2.3") == ["medium"]
     out, _ = fn.stop()

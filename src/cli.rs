@@ -15,8 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use std::time::{Duration, Instant};
 
+use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, RetryPolicy, SnsSink};
-use crate::aws::sdk_config;
+use crate::aws::{ec2_client, sdk_config};
 use crate::config::{
     env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
     DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
@@ -135,6 +136,12 @@ struct CheckArgs {
     /// topic's subscriptions end to end. Uses the usual AWS credentials and region.
     #[arg(long)]
     publish: bool,
+
+    /// Name each sender by looking its address up in EC2 (its instance, Name tag, interface
+    /// and security groups), as the deployed function does with ENRICH=true. Uses the usual AWS
+    /// credentials and region (ec2:DescribeNetworkInterfaces, ec2:DescribeInstances).
+    #[arg(long)]
+    enrich: bool,
 
     /// The topic for --publish. Overrides SNS_TOPIC_ARN.
     #[arg(long = "topic-arn", value_name = "ARN", requires = "publish")]
@@ -320,6 +327,17 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
     let now = unix_now();
     let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
     let mut incidents = IncidentMemory::new(config.incidents);
+    let lookup = match args.enrich {
+        false => None,
+        true => {
+            let Some(runtime) = async_runtime() else {
+                return ExitCode::from(1);
+            };
+            let client = runtime.block_on(async { ec2_client(&sdk_config().await) });
+            let lookup = SenderLookup::new(client).with_budget(Duration::from_secs(10));
+            Some((runtime, lookup))
+        }
+    };
     for path in &args.files {
         if args.per_input {
             incidents = IncidentMemory::new(config.incidents);
@@ -340,7 +358,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 config.format.len()
             );
         }
-        let alerts = alerts_from_memory(
+        let mut alerts = alerts_from_memory(
             &mut incidents,
             &report.activities,
             report.fingerprint,
@@ -348,6 +366,11 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             &report.origin,
             region.as_deref(),
         );
+        if let Some((runtime, lookup)) = &lookup {
+            if let Err(err) = runtime.block_on(lookup.enrich(&mut alerts)) {
+                eprintln!("vpc-flow-alert: warning: {name}: {err}; the alerts name the senders by address only");
+            }
+        }
         if let Err(err) = write_alerts(&mut out, &alerts, args.output, &mut printed) {
             return output_error(err);
         }

@@ -17,9 +17,10 @@ use serde_json::value::RawValue;
 
 use futures_util::stream::{self, StreamExt};
 
+use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
 use crate::aws::state::{StateError, StateTable};
-use crate::aws::{dynamodb_client, sdk_config};
+use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
 use crate::detect::alert::{alerts_from_memory, order, Alert};
@@ -33,6 +34,7 @@ pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 pub const ENV_DRY_RUN: &str = "DRY_RUN";
 pub const ENV_MAX_ALERTS: &str = "MAX_ALERTS_PER_INVOCATION";
 pub const ENV_STATE_TABLE: &str = "STATE_TABLE";
+pub const ENV_ENRICH: &str = "ENRICH";
 
 /// Alert messages per invocation unless MAX_ALERTS_PER_INVOCATION says otherwise.
 pub const DEFAULT_MAX_ALERTS: usize = 10;
@@ -52,6 +54,7 @@ pub const ENVIRONMENT: &[&str] = &[
     ENV_DRY_RUN,
     ENV_MAX_ALERTS,
     ENV_STATE_TABLE,
+    ENV_ENRICH,
 ];
 
 /// The CloudWatch metrics namespace of the Embedded Metric Format line.
@@ -70,6 +73,8 @@ pub struct FunctionConfig {
     /// The DynamoDB table that incidents are shared through; `None`: each instance keeps its
     /// own, in memory.
     pub state_table: Option<String>,
+    /// Look the senders up in EC2 (`ENRICH=true`).
+    pub enrich: bool,
 }
 
 impl FunctionConfig {
@@ -79,6 +84,10 @@ impl FunctionConfig {
     ) -> Result<FunctionConfig, ConfigError> {
         let engine = RawConfig::from_env(&lookup).validate()?;
         let dry_run = match env_setting(&lookup, ENV_DRY_RUN) {
+            None => false,
+            Some(s) => parse_bool(&s)?,
+        };
+        let enrich = match env_setting(&lookup, ENV_ENRICH) {
             None => false,
             Some(s) => parse_bool(&s)?,
         };
@@ -104,6 +113,7 @@ impl FunctionConfig {
             max_alerts,
             region: env_setting(&lookup, "AWS_REGION").map(|s| s.value),
             state_table: env_setting(&lookup, ENV_STATE_TABLE).map(|s| s.value.trim().to_string()),
+            enrich,
         })
     }
 }
@@ -158,6 +168,8 @@ pub struct Summary {
     pub state_errors: u64,
     /// Calls made to the state table.
     pub state_calls: u64,
+    /// Sender lookups in EC2 that failed or took too long; the alerts went out without them.
+    pub enrich_errors: u64,
 }
 
 /// Why an invocation failed. Lambda retries it, then keeps the event in the failure destination.
@@ -195,6 +207,8 @@ pub struct Function<S> {
     sink: Option<S>,
     /// The shared incidents, when STATE_TABLE is set.
     table: Option<StateTable>,
+    /// Who owns the senders' addresses, when ENRICH is on.
+    lookup: Option<SenderLookup>,
     /// This instance's incidents: the store itself without a table, else a mirror of what the
     /// table said, used when the table cannot be reached.
     incidents: Mutex<IncidentMemory>,
@@ -258,6 +272,7 @@ impl<S: AlertSink> Function<S> {
             config,
             sink,
             table: None,
+            lookup: None,
             policy,
             clock: unix_now,
         }
@@ -266,6 +281,12 @@ impl<S: AlertSink> Function<S> {
     /// Shares incidents through `table`.
     pub fn with_table(mut self, table: StateTable) -> Function<S> {
         self.table = Some(table);
+        self
+    }
+
+    /// Names the senders' owners through `lookup`.
+    pub fn with_lookup(mut self, lookup: SenderLookup) -> Function<S> {
+        self.lookup = Some(lookup);
         self
     }
 
@@ -471,7 +492,14 @@ impl<S: AlertSink> Function<S> {
             published: 0,
             state_errors,
             state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
+            enrich_errors: 0,
         };
+        if let Some(lookup) = &self.lookup {
+            if let Err(err) = lookup.enrich(&mut alerts).await {
+                tracing::warn!(error = %err, "alerts go out without the senders' owners");
+                summary.enrich_errors += 1;
+            }
+        }
         // One text per invocation: a retry does not page again once the page went out.
         let page = !self
             .delivered
@@ -538,6 +566,7 @@ pub fn metrics_line(
                     metric("Suppressed", "Count"),
                     metric("StateErrors", "Count"),
                     metric("StateCalls", "Count"),
+                    metric("EnrichErrors", "Count"),
                     metric("Failed", "Count"),
                     metric("Duration", "Milliseconds"),
                 ],
@@ -552,6 +581,7 @@ pub fn metrics_line(
         "Suppressed": summary.suppressed,
         "StateErrors": summary.state_errors,
         "StateCalls": summary.state_calls,
+        "EnrichErrors": summary.enrich_errors,
         "Failed": u64::from(failed),
         "Duration": duration.as_secs_f64() * 1000.0,
     })
@@ -578,9 +608,13 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         .as_ref()
         .map(|name| StateTable::new(dynamodb_client(&aws), name, config.engine.incidents));
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let lookup = config.enrich.then(|| SenderLookup::new(ec2_client(&aws)));
     let mut function = Function::new(config, sink, RetryPolicy::default());
     if let Some(table) = table {
         function = function.with_table(table);
+    }
+    if let Some(lookup) = lookup {
+        function = function.with_lookup(lookup);
     }
     let function = &function;
     let function_name = function_name.as_str();
@@ -614,6 +648,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                     digested = s.digested,
                     state_errors = s.state_errors,
                     state_calls = s.state_calls,
+                    enrich_errors = s.enrich_errors,
                     "invocation done"
                 ),
                 Err(err) => tracing::error!(error = %err, "invocation failed"),

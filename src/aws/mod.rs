@@ -1,6 +1,7 @@
-//! The AWS edge: publishing to SNS ([`publish`]) and the shared incident table in DynamoDB
-//! ([`state`]), with the SDK configuration both use.
+//! The AWS edge: publishing to SNS ([`publish`]), the shared incident table in DynamoDB
+//! ([`state`]) and the senders' owners in EC2 ([`ec2`]), with the SDK configuration they use.
 
+pub mod ec2;
 pub mod publish;
 pub mod state;
 
@@ -25,6 +26,20 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         )
         .load()
         .await
+}
+
+/// An EC2 client for the sender lookups: one attempt and a short timeout, as the lookup gives
+/// up after a second anyway and the alerts go out without it.
+pub fn ec2_client(config: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_timeout(Duration::from_secs(1))
+        .build();
+    let config = aws_sdk_ec2::config::Builder::from(config)
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
 }
 
 /// A DynamoDB client for the incident table: state must never hold up an alert, so calls give

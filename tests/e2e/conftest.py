@@ -318,6 +318,7 @@ class FaultProxy:
         self.ddb_decide = lambda target, body: "forward"
         self.ddb_calls = []  # the X-Amz-Target of every DynamoDB call that reached the proxy
         self.batches = []  # the entry ids of every PublishBatch call that reached the proxy
+        self.ec2_fault = None  # None, 'server-error' or 'hang' for every EC2 Describe call
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -371,6 +372,10 @@ class FaultProxy:
                 if self.headers.get("X-Amz-Target", "").startswith("DynamoDB_"):
                     return self.dynamodb(body)
                 params = urllib.parse.parse_qsl(body.decode())
+                if dict(params).get("Action", "").startswith("Describe") and proxy.ec2_fault:
+                    if proxy.ec2_fault == "hang":
+                        time.sleep(5)
+                    return self.reply(503, error_xml("Receiver", "Unavailable", "injected"))
                 if dict(params).get("Action") != "PublishBatch":
                     return self.reply(*self.forward(body)[:2])
                 ids = [v for k, v in params if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]

@@ -2,16 +2,16 @@
 //! and `credential_process` profiles load (the aws-config features they need are built in),
 //! without any network call.
 
-use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
 use aws_credential_types::provider::ProvideCredentials;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 
-fn profile_files(name: &str, text: &str) -> ProfileFiles {
+fn profile_files(name: &str, text: &str) -> EnvConfigFiles {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config");
     std::fs::write(&path, text).unwrap();
-    ProfileFiles::builder()
-        .with_file(ProfileFileKind::Config, path)
+    EnvConfigFiles::builder()
+        .with_file(EnvConfigFileKind::Config, path)
         .build()
 }
 

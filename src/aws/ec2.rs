@@ -259,7 +259,7 @@ mod tests {
             .availability_zone("us-east-1a")
             .build();
         let owner = owner_of(&nat);
-        assert_eq!(owner.interface_type.as_deref(), Some("nat_gateway"));
+        assert_eq!(owner.interface_type.as_deref(), Some("natGateway"));
         assert_eq!(owner.instance_id, None);
         assert_eq!(
             owner.description.as_deref(),

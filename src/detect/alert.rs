@@ -75,7 +75,8 @@ pub struct Owner {
     /// False when the address belongs to nothing visible (another account, released since).
     pub found: bool,
     pub interface_id: Option<String>,
-    /// `interface`, `nat_gateway`, `lambda`, `network_load_balancer`, `vpc_endpoint`, ...
+    /// EC2's interface type: `interface`, `natGateway`, `lambda`, `network_load_balancer`,
+    /// `vpc_endpoint`, ...
     pub interface_type: Option<String>,
     pub description: Option<String>,
     pub instance_id: Option<String>,

@@ -78,9 +78,11 @@ pub fn who(alert: &Alert) -> String {
 /// A readable name for an EC2 interface type.
 fn interface_type_name(kind: &str) -> String {
     match kind {
-        "nat_gateway" => "NAT gateway".into(),
+        "natGateway" | "nat_gateway" => "NAT gateway".into(),
         "lambda" => "Lambda function".into(),
-        "network_load_balancer" | "gateway_load_balancer" => "load balancer".into(),
+        "network_load_balancer" | "gateway_load_balancer" | "load_balancer" => {
+            "load balancer".into()
+        }
         "vpc_endpoint" | "gateway_load_balancer_endpoint" => "VPC endpoint".into(),
         "interface" => "network interface".into(),
         other => other.replace('_', " "),

@@ -36,7 +36,7 @@ demo:
 	$(CARGO) build --quiet
 	@echo "== a host sweep delivered as AWS delivers it: 12 payloads, one per target's log stream =="
 	@echo "== (the incident opens MEDIUM and rises to HIGH; the other 10 deliveries send nothing) =="
-	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/sweep-*.json 2>/dev/null | grep -E '^(Subject|SMS):'
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/sweep-*.json 2>/dev/null | grep -E '^(Subject|Text):'
 	@echo
 	@echo "== the same deliveries, each alone (--per-input): what a function without incidents saw =="
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check --per-input events/sweep-*.json 2>/dev/null | grep -c '^Subject: \[MEDIUM\]'
@@ -45,18 +45,18 @@ demo:
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/scan-split-01.json events/scan-split-02.json
 	@echo
 	@echo "== replies a network ACL drops: LOW, a misconfiguration, not a probe =="
-	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/blocked-responses.json | grep -E '^(Subject|SMS):'
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/blocked-responses.json | grep -E '^(Subject|Text):'
 	@echo
 	@echo "== the other samples; the default format =="
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/internal-reject.json events/port-scan.json \
-	  events/ipv6.json events/internet-only.json events/control-message.json | grep -E '^(Subject|SMS):'
+	  events/ipv6.json events/internet-only.json events/control-message.json | grep -E '^(Subject|Text):'
 	@echo
 	@echo "== as JSON lines (what machines subscribed to the topic receive) =="
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check --output json events/port-scan.json events/ipv6.json
 	@echo
 	@echo "== direction and flags (flow-direction, tcp-flags): the sender's own interface, a SYN-ACK reply =="
 	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/directions-v5.log)" \
-	  $(RUN) check events/directions-v5.json | grep -E '^(Subject|SMS):'
+	  $(RUN) check events/directions-v5.json | grep -E '^(Subject|Text):'
 	@echo
 	@echo "== a custom version-5 format: the source is the pod behind the node (pkt-srcaddr) =="
 	VPC_CIDRS=$(DEMO_VPC) FLOW_LOG_FORMAT="$$(sed -n 's/^# format: //p' events/records/custom-v5.log)" \

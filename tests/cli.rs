@@ -430,3 +430,35 @@ fn records_of_the_wrong_format_are_counted_and_a_hint_is_given() {
         "{err}"
     );
 }
+
+#[test]
+fn every_text_of_the_sample_events_is_one_gsm7_segment_as_delivered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut texts = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") || path.ends_with("local-env.json") {
+            continue;
+        }
+        let out = bin()
+            .env("VPC_CIDRS", VPC)
+            .env("AWS_REGION", "ap-southeast-2")
+            .args(["check", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        for text in String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("Text:    "))
+        {
+            texts += 1;
+            assert!(text.len() <= 160, "{} characters: {text}", text.len());
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " .,:;()/+-=!?#%&'*<>_@\"".contains(c)),
+                "not plain GSM-7: {text}"
+            );
+        }
+    }
+    assert!(texts >= 8, "{texts} texts checked");
+}

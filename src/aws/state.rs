@@ -337,15 +337,9 @@ impl StateTable {
         full: &[&str],
     ) -> Result<Updated, StateError> {
         let mut u = Update::default();
-        let [incident, last_at, expires_at] =
-            ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
-        let now_v = u.value("now", number(now));
-        let cutoff_v = u.value("cutoff", number(cutoff));
-        let expires = u.value("expires", number(now + self.policy.window));
+        let (incident, last_at, now_v, cutoff_v) = self.stamp(&mut u, now, cutoff);
         u.set
             .push(format!("{incident} = if_not_exists({incident}, {now_v})"));
-        u.set.push(format!("{last_at} = {now_v}"));
-        u.set.push(format!("{expires_at} = {expires}"));
         u.conditions.push(format!(
             "attribute_not_exists({last_at}) OR {last_at} > {cutoff_v}"
         ));
@@ -390,14 +384,8 @@ impl StateTable {
         cutoff: u64,
     ) -> Result<Updated, StateError> {
         let mut u = Update::default();
-        let [incident, last_at, expires_at] =
-            ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
-        let now_v = u.value("now", number(now));
-        let cutoff_v = u.value("cutoff", number(cutoff));
-        let expires = u.value("expires", number(now + self.policy.window));
+        let (incident, last_at, now_v, cutoff_v) = self.stamp(&mut u, now, cutoff);
         u.set.push(format!("{incident} = {now_v}"));
-        u.set.push(format!("{last_at} = {now_v}"));
-        u.set.push(format!("{expires_at} = {expires}"));
         u.conditions.push(format!(
             "attribute_not_exists({last_at}) OR {last_at} <= {cutoff_v}"
         ));
@@ -442,6 +430,20 @@ impl StateTable {
             u.remove.push(n);
         }
         self.update(a.source, u, "opening an incident").await
+    }
+
+    /// What every tracking update sets: the time of the latest finding and the expiry. Returns
+    /// the placeholders of `incident`, `last_at`, now and the cutoff for the caller's
+    /// expressions.
+    fn stamp(&self, u: &mut Update, now: u64, cutoff: u64) -> (String, String, String, String) {
+        let [incident, last_at, expires_at] =
+            ["incident", "last_at", TTL_ATTRIBUTE].map(|n| u.name(n));
+        let now_v = u.value("now", number(now));
+        let cutoff_v = u.value("cutoff", number(cutoff));
+        let expires = u.value("expires", number(now + self.policy.window));
+        u.set.push(format!("{last_at} = {now_v}"));
+        u.set.push(format!("{expires_at} = {expires}"));
+        (incident, last_at, now_v, cutoff_v)
     }
 
     /// Records the batch in its slot; with `guard`, only if the slot does not hold it already.

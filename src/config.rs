@@ -252,13 +252,28 @@ fn parse_cidrs(setting: &RawSetting) -> Result<Vec<IpNet>, ConfigError> {
 }
 
 fn parse_cidr(item: &str) -> Option<IpNet> {
-    if let Ok(net) = item.parse::<IpNet>() {
-        return Some(net.trunc());
-    }
-    if item.contains('/') {
+    let net = if let Ok(net) = item.parse::<IpNet>() {
+        net.trunc()
+    } else if item.contains('/') {
         return None;
+    } else {
+        IpNet::from(item.parse::<IpAddr>().ok()?)
+    };
+    Some(fold_mapped(net))
+}
+
+/// `::ffff:10.0.0.0/104` is `10.0.0.0/8`: records' IPv4-mapped addresses are folded into IPv4,
+/// so the configuration's are too, or they would match nothing.
+fn fold_mapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
     }
-    item.parse::<IpAddr>().ok().map(IpNet::from)
 }
 
 #[cfg(test)]
@@ -293,6 +308,18 @@ mod tests {
         assert!(c.is_internal_source("192.168.1.7".parse().unwrap()));
         assert!(!c.is_internal_source("192.168.1.8".parse().unwrap()));
         assert!(!c.is_internal_source("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv4_mapped_cidrs_and_addresses_are_read_as_ipv4() {
+        let c = config(&[
+            ("VPC_CIDRS", "::ffff:10.0.0.0/104"),
+            ("IGNORE_SOURCE_CIDRS", "::ffff:10.0.5.9"),
+        ])
+        .unwrap();
+        assert_eq!(c.vpc_cidrs[0].to_string(), "10.0.0.0/8");
+        assert!(c.is_internal_source("10.1.2.3".parse().unwrap()));
+        assert!(!c.is_internal_source("10.0.5.9".parse().unwrap()));
     }
 
     #[test]

@@ -227,6 +227,33 @@ fn cases() -> Vec<Case> {
     );
     millis.alerts = vec!["10.0.1.5"];
     cases.push(millis);
+    // Two S3 files concatenated, each with its own header and field order: both read.
+    let reordered = "srcaddr dstaddr dstport action log-status\n10.0.1.6 10.0.2.2 22 REJECT OK\n";
+    let mut concatenated = case(
+        "concatenated-s3-files.log",
+        format!(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n{REJECT}\n{reordered}"
+        )
+        .into_bytes(),
+        0,
+        "2 records, 0 malformed, 2 rejects, 2 findings, 2 sources",
+    );
+    concatenated.alerts = vec!["10.0.1.5", "10.0.1.6"];
+    cases.push(concatenated);
+    // A log event without a message is malformed; the batch's other records are read.
+    let without_message = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":0}"#
+        .iter()
+        .copied()
+        .chain(format!(r#",{{"id":"2","timestamp":0,"message":"{REJECT}"}}]}}"#).into_bytes())
+        .collect();
+    let mut no_message = case(
+        "event-without-message.json",
+        without_message,
+        0,
+        "2 records, 1 malformed, 1 rejects, 1 findings, 1 source",
+    );
+    no_message.alerts = vec!["10.0.1.5"];
+    cases.push(no_message);
     let mut stdin = case("stdin", vec![], 0, "-: 1 records");
     stdin.args.pop();
     stdin.args.push("-".into());
@@ -262,6 +289,19 @@ fn cases() -> Vec<Case> {
             ],
             2,
             "--format=\"${srcaddr} ${dstaddr}\": the format has no `action` field",
+        ),
+        config_case(
+            "ignored-ipv4-mapped",
+            &[
+                "check",
+                "--vpc-cidr",
+                "::ffff:10.0.0.0/112",
+                "--ignore-cidr",
+                "::ffff:10.0.1.25",
+                events,
+            ],
+            0,
+            "4 rejects, 0 findings, 0 sources",
         ),
         config_case(
             "missing-file",

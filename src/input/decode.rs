@@ -83,8 +83,9 @@ struct AwsLogs<'a> {
 struct LogEvent<'a> {
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    message: Cow<'a, str>,
+    /// `None` when the event has no message: counted malformed, the others still read.
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
 }
 
 impl LogsDocument<'_> {
@@ -119,7 +120,10 @@ impl LogsDocument<'_> {
             _ => &[],
         };
         for event in events {
-            scanner.record(&event.message, owner);
+            match &event.message {
+                Some(message) => scanner.record(message, owner),
+                None => scanner.unreadable_record(),
+            }
         }
         let origin = Origin {
             log_group: self.log_group.as_deref().map(str::to_owned),
@@ -295,7 +299,7 @@ impl<'a> Cursor<'a> {
         self.0 = rest.strip_prefix("\"}")?;
         Some(LogEvent {
             id: Some(Cow::Borrowed(id)),
-            message: Cow::Borrowed(message),
+            message: Some(Cow::Borrowed(message)),
         })
     }
 
@@ -319,10 +323,7 @@ impl<'a> Cursor<'a> {
             }
             self.expect(b',')?;
         }
-        Some(LogEvent {
-            id,
-            message: message?,
-        })
+        Some(LogEvent { id, message })
     }
 }
 
@@ -436,7 +437,6 @@ fn scan_plain(
 pub fn scan_lines(mut reader: impl BufRead, config: &Config) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
-    let mut first = true;
     loop {
         line.clear();
         let (read, complete) = read_line_capped(&mut reader, &mut line)?;
@@ -452,12 +452,18 @@ pub fn scan_lines(mut reader: impl BufRead, config: &Config) -> Result<Report, D
             continue;
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        if first && !text.trim_ascii().is_empty() {
-            first = false;
-            if FlowFormat::looks_like_header(text) {
-                scanner.use_format(FlowFormat::parse(text).map_err(DecodeError::Header)?);
-                continue;
-            }
+        // Every header line names the format of the lines after it: files written by two flow
+        // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts
+        // with a field name; a record of the usual formats starts with a digit or a dash.
+        let header = text.trim_ascii_start();
+        if header
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_lowercase)
+            && FlowFormat::looks_like_header(header)
+        {
+            scanner.use_format(FlowFormat::parse(header).map_err(DecodeError::Header)?);
+            continue;
         }
         scanner.record(text, None);
     }
@@ -575,7 +581,12 @@ mod tests {
             d.log_events
                 .iter()
                 .flatten()
-                .map(|e| (e.id.as_deref().map(String::from), e.message.to_string()))
+                .map(|e| {
+                    (
+                        e.id.as_deref().map(String::from),
+                        e.message.as_deref().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect()
         };
         assert_eq!(messages(&fast), messages(&slow));
@@ -629,10 +640,6 @@ mod tests {
             (
                 r#"{"messageType":"DATA_MESSAGE"}"#.to_string(),
                 "missing key `logEvents`",
-            ),
-            (
-                event(r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1"}]}"#),
-                "missing field `message`",
             ),
         ];
         for (input, expected) in cases {

@@ -291,6 +291,19 @@ fn cases() -> Vec<Case> {
             "--format=\"${srcaddr} ${dstaddr}\": the format has no `action` field",
         ),
         config_case(
+            "decode-limit",
+            &[
+                "check",
+                "--vpc-cidr",
+                VPC,
+                "--max-decoded-bytes",
+                "1000",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/events/port-scan.json"),
+            ],
+            1,
+            "port-scan.json: decoded data is larger than the limit of 1000 bytes (set MAX_DECODED_BYTES or --max-decoded-bytes",
+        ),
+        config_case(
             "ignored-ipv4-mapped",
             &[
                 "check",

@@ -358,9 +358,11 @@ fn event_data(input: &[u8]) -> Option<&str> {
 
 /// base64, then gzip, into a buffer of at most `limit` bytes.
 pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let compressed = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(DecodeError::Base64)?;
+    let compressed = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+        Ok(bytes) => bytes,
+        // What people paste from other tools: wrapped at 76 columns, or without its padding.
+        Err(strict) => lenient_base64(data).ok_or(DecodeError::Base64(strict))?,
+    };
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
@@ -371,6 +373,20 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
         capacity,
         DecodeError::Gzip,
     )
+}
+
+/// Base64 with line breaks anywhere and the padding optional; `None` when it is not base64
+/// even so.
+fn lenient_base64(data: &str) -> Option<Vec<u8>> {
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT.decode(compact).ok()
 }
 
 /// Reads everything `reader` gives, up to `limit` bytes; more is [`DecodeError::TooLarge`],
@@ -395,20 +411,51 @@ fn read_capped(
 /// Scans any input, recognised from its content: gzip is inflated as it is read, JSON is
 /// decoded as an event or document, anything else is streamed as raw records.
 pub fn scan_reader(reader: impl Read, config: &Config) -> Result<Report, DecodeError> {
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let head = reader.fill_buf().map_err(DecodeError::Io)?;
+    // Enough bytes to recognise the input, however the source hands them out (a pipe may give
+    // one byte at a time).
+    let (head, reader) = peek(reader, |h| h.len() >= GZIP_MAGIC.len()).map_err(DecodeError::Io)?;
     if head.starts_with(&GZIP_MAGIC) {
-        let inflated = BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(reader));
+        let inflated = MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, reader));
         return scan_plain(inflated, config, true);
     }
     scan_plain(reader, config, false)
 }
 
-fn scan_plain(
-    mut reader: impl BufRead,
-    config: &Config,
-    gzip: bool,
-) -> Result<Report, DecodeError> {
+/// The first bytes of `reader`, read until `enough` says so, the input ends, or [`PEEK_MAX`]
+/// bytes; and a reader that starts again at the first byte.
+fn peek<R: Read>(
+    mut reader: R,
+    enough: impl Fn(&[u8]) -> bool,
+) -> io::Result<(Vec<u8>, Replayed<R>)> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !enough(&head) && head.len() < PEEK_MAX {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((head.clone(), io::Cursor::new(head).chain(reader)))
+}
+
+/// A reader whose first bytes were read ahead and are given again.
+type Replayed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// The most bytes read to recognise an input.
+const PEEK_MAX: usize = 64 * 1024;
+
+/// The first byte that is not whitespace, after an optional byte order mark.
+fn first_content(head: &[u8]) -> Option<u8> {
+    head.strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(head)
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
+}
+
+fn scan_plain(reader: impl Read, config: &Config, gzip: bool) -> Result<Report, DecodeError> {
     let io_error = |e: io::Error| {
         if gzip {
             DecodeError::Gzip(e)
@@ -416,12 +463,9 @@ fn scan_plain(
             DecodeError::Io(e)
         }
     };
-    let head = reader.fill_buf().map_err(io_error)?;
-    let first = head
-        .strip_prefix(b"\xef\xbb\xbf")
-        .unwrap_or(head)
-        .iter()
-        .find(|b| !b.is_ascii_whitespace());
+    let (head, reader) = peek(reader, |h| first_content(h).is_some()).map_err(io_error)?;
+    let reader = BufReader::with_capacity(64 * 1024, reader);
+    let first = first_content(&head);
     // A record never starts with a bracket: this is JSON, an event or a document (or neither).
     if matches!(first, Some(b'{' | b'[')) {
         let json = read_capped(reader, config.max_decoded_bytes, 0, io_error)?;
@@ -647,6 +691,53 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{input}: {err}");
+        }
+    }
+
+    /// A pipe that hands out one byte per read.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            match buf.first_mut() {
+                Some(slot) => *slot = first,
+                None => return Ok(0),
+            }
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn an_input_is_recognised_however_the_pipe_hands_out_its_bytes() {
+        let raw = format!("{REJECT}\n{REJECT}\n");
+        let gzipped = gzip(raw.as_bytes());
+        let from_gzip = scan_reader(Trickle(&gzipped), &config()).unwrap();
+        assert_eq!(from_gzip.counts.findings, 2);
+        let event = format!("\n\n  {}", event(&document(&[REJECT])));
+        let from_event = scan_reader(Trickle(event.as_bytes()), &config()).unwrap();
+        assert_eq!(
+            (from_event.counts.malformed, from_event.counts.findings),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn base64_wrapped_or_without_padding_is_read() {
+        let data =
+            base64::engine::general_purpose::STANDARD.encode(gzip(document(&[REJECT]).as_bytes()));
+        let wrapped: Vec<String> = data
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        for data in [wrapped.join("\\n"), data.trim_end_matches('=').to_string()] {
+            let input = format!(r#"{{"awslogs":{{"data":"{data}"}}}}"#);
+            let report = scan_reader(input.as_bytes(), &config()).unwrap();
+            assert_eq!(report.counts.findings, 1, "{data:.90}");
         }
     }
 

@@ -27,7 +27,7 @@ use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
-use crate::input::decode::scan_reader;
+use crate::input::decode::{scan_reader, DecodeError};
 use crate::input::scan::Report;
 use crate::present::message::{messages_for, page_text, OutgoingMessage};
 use crate::present::render;
@@ -343,8 +343,10 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             incidents = IncidentMemory::new(config.incidents);
         }
         let name = path.display().to_string();
-        let report = match read_input(path, &config) {
-            Ok(report) => report,
+        // A cut-off input still shows what was read before the cut, then fails.
+        let (report, cut) = match read_input(path, &config) {
+            Ok(report) => (report, None),
+            Err(DecodeError::Cut { read, cause }) => (*read, Some(cause)),
             Err(err) => {
                 eprintln!("vpc-flow-alert: {name}: {err}");
                 failed = true;
@@ -376,6 +378,13 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         }
         if let Some(target) = &target {
             outgoing.extend(messages_for(&alerts, target.max_alerts, true));
+        }
+        if let Some(cause) = cut {
+            eprintln!(
+                "vpc-flow-alert: {name}: {cause} (cut off after {} records; the alerts above are from what came before)",
+                report.counts.records
+            );
+            failed = true;
         }
     }
     if let Err(err) = out.flush() {
@@ -412,12 +421,13 @@ fn publish(topic_arn: &str, messages: &[OutgoingMessage]) -> bool {
     outcome.failed.is_empty()
 }
 
-fn read_input(path: &PathBuf, config: &Config) -> Result<Report, String> {
+fn read_input(path: &PathBuf, config: &Config) -> Result<Report, DecodeError> {
     if path.as_os_str() == "-" {
-        return scan_reader(io::stdin().lock(), config).map_err(|e| e.to_string());
+        return scan_reader(io::stdin().lock(), config);
     }
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    scan_reader(file, config).map_err(|e| e.to_string())
+    let file = File::open(path)
+        .map_err(|e| DecodeError::Io(io::Error::new(e.kind(), format!("cannot open: {e}"))))?;
+    scan_reader(file, config)
 }
 
 fn write_alerts(

@@ -240,6 +240,16 @@ fn cases() -> Vec<Case> {
     );
     concatenated.alerts = vec!["10.0.1.5", "10.0.1.6"];
     cases.push(concatenated);
+    // A partly uploaded object: the rejects before the cut are reported, then exit 1.
+    let whole = gzip(format!("{REJECT}\n").repeat(3000).as_bytes());
+    let mut truncated = case(
+        "truncated.log.gz",
+        whole[..whole.len() * 2 / 3].to_vec(),
+        1,
+        "cut off after",
+    );
+    truncated.alerts = vec!["10.0.1.5"];
+    cases.push(truncated);
     // A log event without a message is malformed; the batch's other records are read.
     let without_message = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":0}"#
         .iter()

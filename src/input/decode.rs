@@ -52,6 +52,13 @@ pub enum DecodeError {
     Header(crate::flow::format::FormatError),
     #[error("{0}")]
     Io(io::Error),
+    /// The input broke off after some records were read (a partly uploaded object, an
+    /// interrupted pipe): what was read is in `read`.
+    #[error("{cause} (cut off after {} records; what came before is reported)", read.counts.records)]
+    Cut {
+        read: Box<Report>,
+        cause: Box<DecodeError>,
+    },
 }
 
 /// The CloudWatch Logs document, and the subscription event around it: every key is optional
@@ -415,7 +422,7 @@ pub fn scan_reader(reader: impl Read, config: &Config) -> Result<Report, DecodeE
     // one byte at a time).
     let (head, reader) = peek(reader, |h| h.len() >= GZIP_MAGIC.len()).map_err(DecodeError::Io)?;
     if head.starts_with(&GZIP_MAGIC) {
-        let inflated = MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, reader));
+        let inflated = GzipMembers::new(BufReader::with_capacity(64 * 1024, reader));
         return scan_plain(inflated, config, true);
     }
     scan_plain(reader, config, false)
@@ -471,19 +478,89 @@ fn scan_plain(reader: impl Read, config: &Config, gzip: bool) -> Result<Report, 
         let json = read_capped(reader, config.max_decoded_bytes, 0, io_error)?;
         return scan_json(json.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&json), config);
     }
-    scan_lines(reader, config).map_err(|e| match e {
-        DecodeError::Io(e) => io_error(e),
-        other => other,
-    })
+    scan_lines_with(reader, config, io_error)
 }
 
-/// Streams raw flow log records; the first line may be a header naming the fields.
-pub fn scan_lines(mut reader: impl BufRead, config: &Config) -> Result<Report, DecodeError> {
+/// Gzip members one after the other, as `gzip` and `zcat` read them, with the zero padding
+/// some writers leave after the last member tolerated (as gzip tools do).
+struct GzipMembers<R: BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(reader: R) -> GzipMembers<R> {
+        GzipMembers {
+            member: Some(flate2::bufread::GzDecoder::new(reader)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let Some(member) = self.member.take() else {
+                return Ok(0);
+            };
+            let mut rest = member.into_inner();
+            let next = rest.fill_buf()?;
+            if next.is_empty() {
+                return Ok(0);
+            }
+            if next[0] == 0 {
+                // Zero padding to the end is tolerated; anything after it is not gzip.
+                loop {
+                    let next = rest.fill_buf()?;
+                    if next.is_empty() {
+                        return Ok(0);
+                    }
+                    let zeros = next.iter().take_while(|&&b| b == 0).count();
+                    if zeros < next.len() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "data after the zero padding that ends the gzip stream",
+                        ));
+                    }
+                    rest.consume(zeros);
+                }
+            }
+            self.member = Some(flate2::bufread::GzDecoder::new(rest));
+        }
+    }
+}
+
+/// Streams raw flow log records; a header line names the fields of the lines after it.
+pub fn scan_lines(reader: impl BufRead, config: &Config) -> Result<Report, DecodeError> {
+    scan_lines_with(reader, config, DecodeError::Io)
+}
+
+/// [`scan_lines`], with `io_error` saying what a read error is (a gzip error, for gzip input).
+/// A read error after some records gives them back with the cause ([`DecodeError::Cut`]).
+fn scan_lines_with(
+    mut reader: impl BufRead,
+    config: &Config,
+    io_error: impl Fn(io::Error) -> DecodeError,
+) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
     loop {
         line.clear();
-        let (read, complete) = read_line_capped(&mut reader, &mut line)?;
+        let (read, complete) = match read_line_capped(&mut reader, &mut line) {
+            Ok(read) => read,
+            Err(DecodeError::Io(e)) => {
+                return Err(DecodeError::Cut {
+                    read: Box::new(scanner.finish(Origin::default())),
+                    cause: Box::new(io_error(e)),
+                })
+            }
+            Err(other) => return Err(other),
+        };
         if read == 0 {
             break;
         }
@@ -749,8 +826,32 @@ mod tests {
         let input = serde_json::json!({"awslogs": {"data": data}}).to_string();
         let err = scan_reader(input.as_bytes(), &config()).unwrap_err();
         assert!(matches!(err, DecodeError::Gzip(_)), "{err}");
-        let err = scan_reader(cut, &config()).unwrap_err();
-        assert!(matches!(err, DecodeError::Gzip(_)), "{err}");
+        // A raw file cut off: the records before the cut are reported, with the cause.
+        let raw = format!("{REJECT}\n").repeat(2000);
+        let compressed = gzip(raw.as_bytes());
+        let cut = &compressed[..compressed.len() / 2];
+        let Err(DecodeError::Cut { read, cause }) = scan_reader(cut, &config()) else {
+            panic!("not a cut");
+        };
+        assert!(matches!(*cause, DecodeError::Gzip(_)), "{cause}");
+        assert!(read.counts.findings > 100, "{}", read.counts.findings);
+        assert_eq!(read.activities.len(), 1);
+    }
+
+    #[test]
+    fn zero_padding_after_the_last_gzip_member_is_tolerated() {
+        let mut padded = gzip(format!("{REJECT}\n").as_bytes());
+        padded.extend(gzip(format!("{REJECT}\n").as_bytes()));
+        padded.extend([0u8; 300]);
+        assert_eq!(
+            scan_reader(&padded[..], &config()).unwrap().counts.findings,
+            2
+        );
+        padded.extend(b"junk");
+        assert!(matches!(
+            scan_reader(&padded[..], &config()),
+            Err(DecodeError::Cut { .. })
+        ));
     }
 
     #[test]

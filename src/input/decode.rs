@@ -279,6 +279,23 @@ impl<'a> Cursor<'a> {
         Some(text)
     }
 
+    /// Skips an object whose values are all strings without escapes (`extractedFields`).
+    fn string_map(&mut self) -> Option<()> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            self.string()?;
+            self.expect(b':')?;
+            self.string()?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
     fn number(&mut self) -> Option<()> {
         self.0 = self.0.trim_ascii_start();
         let len = self
@@ -303,7 +320,18 @@ impl<'a> Cursor<'a> {
         let rest = rest[digits..].strip_prefix(",\"message\":\"")?;
         let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
         let (message, rest) = rest.split_at(end);
-        self.0 = rest.strip_prefix("\"}")?;
+        let rest = rest.strip_prefix('"')?;
+        // What a space-delimited filter pattern adds to every event: the fields by name, which
+        // the record's own message already holds.
+        let rest = match rest.strip_prefix(",\"extractedFields\":") {
+            Some(fields) => {
+                let mut c = Cursor(fields);
+                c.string_map()?;
+                c.0
+            }
+            None => rest,
+        };
+        self.0 = rest.strip_prefix('}')?;
         Some(LogEvent {
             id: Some(Cow::Borrowed(id)),
             message: Some(Cow::Borrowed(message)),
@@ -323,6 +351,7 @@ impl<'a> Cursor<'a> {
                 "id" => id = Some(Cow::Borrowed(self.string()?)),
                 "message" => message = Some(Cow::Borrowed(self.string()?)),
                 "timestamp" => self.number()?,
+                "extractedFields" => self.string_map()?,
                 _ => return None,
             }
             if self.eat(b'}') {
@@ -711,8 +740,15 @@ mod tests {
                 .collect()
         };
         assert_eq!(messages(&fast), messages(&slow));
+        // Production's shape: every event carries extractedFields; the shortcut reads it too.
+        let extracted = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":5,"message":"2 x","extractedFields":{"version":"2","srcaddr":"x"}},{"id":"2","message":"3 y","timestamp":6,"extractedFields":{}}]}"#;
+        let fast = fast_document(extracted.as_bytes()).expect("the shape with extractedFields");
+        let slow: LogsDocument<'_> = serde_json::from_str(extracted).unwrap();
+        assert_eq!(messages(&fast), messages(&slow));
+        assert_eq!(messages(&fast).len(), 2);
         for odd in [
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"a\"b"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":5,"message":"ab","extractedFields":{"n":2}}]}"#,
             r#"{"messageType":"DATA_MESSAGE","extra":1,"logEvents":[]}"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"ab"}]"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[]} x"#,

@@ -74,8 +74,10 @@ lint:
 unit:
 	$(CARGO) test
 
+## e2e runs the binary `cargo test` builds (with the dev-dependencies' features): `cargo build`
+## would resolve features apart and compile the SDK crates a second time.
 e2e: $(VENV)/.installed
-	$(CARGO) build
+	$(CARGO) test --no-run --quiet
 	VPC_FLOW_ALERT_BIN=$(TARGET_DIR)/debug/vpc-flow-alert $(VENV)/bin/python -m pytest -q tests/e2e
 
 export SAM_CLI_TELEMETRY := 0

@@ -9,7 +9,8 @@
 //!   send);
 //! - [`input`]: event bytes and files to records and counts;
 //! - [`present`]: the words (subject, SMS, email, JSON) and the SNS messages;
-//! - [`aws`]: SNS publishing and the shared incident table in DynamoDB.
+//! - [`aws`]: SNS publishing, the shared incident table in DynamoDB, and the EC2 lookups that
+//!   name the senders.
 //!
 //! The command line ([`cli`]) and the Lambda function ([`function`]) are thin shells over
 //! them: what `check` prints is what the Lambda publishes.

@@ -80,7 +80,7 @@ fn the_default_filter_pattern_passes_rejects_and_skipdata_whatever_the_field_ord
 
 #[test]
 fn the_topics_display_name_is_the_one_the_sms_budget_counts() {
-    use vpc_flow_alert::present::render::{sms_prefix, SMS_MAX, SMS_TEXT_MAX, TOPIC_DISPLAY_NAME};
+    use vpc_flow_alert::present::render::TOPIC_DISPLAY_NAME;
     let text = template();
     let alert_topic: String = text
         .lines()
@@ -89,7 +89,6 @@ fn the_topics_display_name_is_the_one_the_sms_budget_counts() {
         .expect("the alert topic has a DisplayName")
         .to_string();
     assert_eq!(alert_topic, TOPIC_DISPLAY_NAME);
-    assert_eq!(sms_prefix().len() + SMS_TEXT_MAX, SMS_MAX);
 }
 
 #[test]

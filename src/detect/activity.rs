@@ -82,11 +82,6 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         !self.overflow
     }
 
-    /// Whether the set holds as many values as it keeps.
-    pub fn is_full(&self) -> bool {
-        self.values.len() >= N
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.values.iter()
     }

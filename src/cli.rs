@@ -6,10 +6,10 @@
 //! configuration errors.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::thread;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -19,16 +19,16 @@ use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, RetryPolicy, SnsSink};
 use crate::aws::{ec2_client, sdk_config};
 use crate::config::{
-    env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting,
-    DEFAULT_MAX_DECODED_BYTES, ENV_FLOW_LOG_FORMAT,
+    env_setting, parse_count, ConfigError, RawConfig, RawSetting, DEFAULT_MAX_DECODED_BYTES,
+    ENV_FLOW_LOG_FORMAT,
 };
 use crate::detect::alert::{alerts_from_memory, Alert};
 use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
-use crate::input::decode::{scan_reader, DecodeError};
-use crate::input::scan::Report;
+use crate::input::decode::DecodeError;
+use crate::input::files::scan_in_order;
 use crate::present::message::{messages_for, page_text, OutgoingMessage};
 use crate::present::render;
 
@@ -146,6 +146,11 @@ struct CheckArgs {
     /// The topic for --publish. Overrides SNS_TOPIC_ARN.
     #[arg(long = "topic-arn", value_name = "ARN", requires = "publish")]
     topic_arn: Option<String>,
+
+    /// Read this many inputs at once (default: one per core). The output is the same as with
+    /// one: inputs are reported, and go through the incident store, in the order given.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 
     /// Files to read; `-` reads standard input.
     #[arg(value_name = "FILE", required = true)]
@@ -338,19 +343,24 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             Some((runtime, lookup))
         }
     };
-    for path in &args.files {
+    let jobs = args.jobs.map_or_else(
+        || thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let mut stopped: Option<ExitCode> = None;
+    scan_in_order(&args.files, &config, jobs, |path, read| {
         if args.per_input {
             incidents = IncidentMemory::new(config.incidents);
         }
         let name = path.display().to_string();
         // A cut-off input still shows what was read before the cut, then fails.
-        let (report, cut) = match read_input(path, &config) {
+        let (report, cut) = match read {
             Ok(report) => (report, None),
             Err(DecodeError::Cut { read, cause }) => (*read, Some(cause)),
             Err(err) => {
                 eprintln!("vpc-flow-alert: {name}: {err}");
                 failed = true;
-                continue;
+                return true;
             }
         };
         eprintln!("{name}: {report}");
@@ -374,7 +384,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             }
         }
         if let Err(err) = write_alerts(&mut out, &alerts, args.output, &mut printed) {
-            return output_error(err);
+            stopped = Some(output_error(err));
+            return false;
         }
         if let Some(target) = &target {
             outgoing.extend(messages_for(&alerts, target.max_alerts, true));
@@ -386,6 +397,10 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             );
             failed = true;
         }
+        true
+    });
+    if let Some(code) = stopped {
+        return code;
     }
     if let Err(err) = out.flush() {
         return output_error(err);
@@ -419,15 +434,6 @@ fn publish(topic_arn: &str, messages: &[OutgoingMessage]) -> bool {
         );
     }
     outcome.failed.is_empty()
-}
-
-fn read_input(path: &PathBuf, config: &Config) -> Result<Report, DecodeError> {
-    if path.as_os_str() == "-" {
-        return scan_reader(io::stdin().lock(), config);
-    }
-    let file = File::open(path)
-        .map_err(|e| DecodeError::Io(io::Error::new(e.kind(), format!("cannot open: {e}"))))?;
-    scan_reader(file, config)
 }
 
 fn write_alerts(

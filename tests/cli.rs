@@ -462,3 +462,42 @@ fn every_text_of_the_sample_events_is_one_gsm7_segment_as_delivered() {
     }
     assert!(texts >= 8, "{texts} texts checked");
 }
+
+#[test]
+fn many_inputs_on_several_threads_give_what_one_thread_gives_in_input_order() {
+    let mut files: Vec<String> = std::fs::read_dir("events")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("local-env.json"))
+        .map(|p| p.to_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    files.insert(3, "events/missing.json".into());
+    // The same order every run, but not the alphabetical one: the sweep's deliveries interleave.
+    files.reverse();
+    let run = |jobs: &str| {
+        let mut args = vec!["--vpc-cidr", VPC, "--output", "json", "--jobs", jobs];
+        args.extend(files.iter().map(String::as_str));
+        let out = check(&args);
+        let mut alerts = alerts(&out);
+        // Ids and times come from the clock.
+        for a in &mut alerts {
+            let a = a.as_object_mut().unwrap();
+            for key in ["id", "incident", "detected_at", "opened_at"] {
+                a.remove(key);
+            }
+        }
+        (out.status.code(), alerts, stderr(&out))
+    };
+    let one = run("1");
+    assert_eq!(one.0, Some(1), "the missing input fails the run");
+    assert!(one.1.len() >= 5, "{}", one.1.len());
+    assert!(
+        one.2.contains("events/missing.json: cannot open"),
+        "{}",
+        one.2
+    );
+    for jobs in ["2", "5"] {
+        assert_eq!(run(jobs), one, "--jobs {jobs}");
+    }
+}

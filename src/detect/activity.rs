@@ -6,8 +6,10 @@
 //! counted as "at least". Incidents ([`crate::detect::incident`]) add slices up across
 //! deliveries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::detect::rule::{Direction, Finding};
 
@@ -17,9 +19,13 @@ pub const SET_CAP: usize = crate::config::MAX_THRESHOLD;
 pub const ID_CAP: usize = 100;
 
 /// A set that keeps at most `N` values and remembers whether it had to drop any.
+///
+/// The values are a sorted vector, not a tree: most sources touch a handful of hosts and
+/// ports, and a vector holds them in one small allocation (a tree node is 11 slots whatever
+/// the count). [`Capped::shrink`] gives back the growth slack once a slice is complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capped<T: Ord, const N: usize> {
-    values: BTreeSet<T>,
+    values: Vec<T>,
     /// A value was dropped (or, read back from the shared store, the set was full): the true
     /// count is at least `len()`.
     pub overflow: bool,
@@ -28,7 +34,7 @@ pub struct Capped<T: Ord, const N: usize> {
 impl<T: Ord, const N: usize> Default for Capped<T, N> {
     fn default() -> Self {
         Capped {
-            values: BTreeSet::new(),
+            values: Vec::new(),
             overflow: false,
         }
     }
@@ -36,10 +42,12 @@ impl<T: Ord, const N: usize> Default for Capped<T, N> {
 
 impl<T: Ord, const N: usize> Capped<T, N> {
     pub fn insert(&mut self, value: T) {
-        if self.values.len() < N {
-            self.values.insert(value);
-        } else if !self.values.contains(&value) {
-            self.overflow = true;
+        if let Err(at) = self.values.binary_search(&value) {
+            if self.values.len() < N {
+                self.values.insert(at, value);
+            } else {
+                self.overflow = true;
+            }
         }
     }
 
@@ -49,13 +57,12 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         T: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        if self.values.contains(key) {
-            return;
-        }
-        if self.values.len() < N {
-            self.values.insert(make());
-        } else {
-            self.overflow = true;
+        if let Err(at) = self.values.binary_search_by(|v| v.borrow().cmp(key)) {
+            if self.values.len() < N {
+                self.values.insert(at, make());
+            } else {
+                self.overflow = true;
+            }
         }
     }
 
@@ -67,6 +74,11 @@ impl<T: Ord, const N: usize> Capped<T, N> {
             self.insert(v.clone());
         }
         self.overflow |= other.overflow;
+    }
+
+    /// Gives back the capacity the vector grew into beyond its values.
+    pub fn shrink(&mut self) {
+        self.values.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -82,6 +94,7 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         !self.overflow
     }
 
+    /// The values, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.values.iter()
     }
@@ -102,6 +115,70 @@ impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
             set.insert(v);
         }
         set
+    }
+}
+
+/// An id (interface, instance, subnet, VPC, log stream, account): shared text, so the thousands
+/// of sources seen at the same few interfaces of one delivery hold one copy of each name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(Arc<str>);
+
+impl Id {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Id {
+    fn from(text: &str) -> Id {
+        Id(Arc::from(text))
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Id, Self::Err> {
+        Ok(Id::from(text))
+    }
+}
+
+impl std::borrow::Borrow<str> for Id {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// One copy of each id text per delivery.
+#[derive(Debug, Default)]
+pub struct Ids(HashSet<Id>);
+
+impl Ids {
+    pub fn get(&mut self, text: &str) -> Id {
+        if let Some(id) = self.0.get(text) {
+            return id.clone();
+        }
+        let id = Id::from(text);
+        self.0.insert(id.clone());
+        id
     }
 }
 
@@ -130,12 +207,12 @@ pub struct Activity {
     /// Interface, instance, subnet and VPC ids of the records captured on a receiver's
     /// interface (`ingress`) or with no direction: where the traffic was rejected, usually the
     /// target's, never evidence of who the sender is.
-    pub rejected_at: Capped<String, ID_CAP>,
+    pub rejected_at: Capped<Id, ID_CAP>,
     /// The same ids from `egress` records: the sender's own interface.
-    pub sender_at: Capped<String, ID_CAP>,
-    pub log_streams: Capped<String, ID_CAP>,
+    pub sender_at: Capped<Id, ID_CAP>,
+    pub log_streams: Capped<Id, ID_CAP>,
     /// Owners of the interfaces where the records were captured.
-    pub accounts: Capped<String, ID_CAP>,
+    pub accounts: Capped<Id, ID_CAP>,
     /// Earliest `start` and latest `end` of the records, in seconds.
     pub first_seen: Option<u64>,
     pub last_seen: Option<u64>,
@@ -166,6 +243,11 @@ impl Activity {
 
     /// Adds one finding; `owner` is the account of the delivery, used when the record names none.
     pub fn add(&mut self, f: &Finding<'_>, owner: Option<&str>) {
+        self.add_with(f, owner, &mut Ids::default());
+    }
+
+    /// [`Activity::add`], with the ids taken from `ids`.
+    pub fn add_with(&mut self, f: &Finding<'_>, owner: Option<&str>, ids: &mut Ids) {
         self.records += 1;
         self.packets = self.packets.saturating_add(f.packets);
         self.bytes = self.bytes.saturating_add(f.bytes);
@@ -197,10 +279,10 @@ impl Activity {
             .into_iter()
             .flatten()
         {
-            place.insert_with(id, || id.to_owned());
+            place.insert_with(id, || ids.get(id));
         }
         if let Some(account) = f.account.or(owner) {
-            self.accounts.insert_with(account, || account.to_owned());
+            self.accounts.insert_with(account, || ids.get(account));
         }
         if let Some(start) = f.start.map(seconds) {
             self.first_seen = Some(self.first_seen.map_or(start, |s| s.min(start)));
@@ -208,6 +290,19 @@ impl Activity {
         if let Some(end) = f.end.map(seconds) {
             self.last_seen = Some(self.last_seen.map_or(end, |e| e.max(end)));
         }
+    }
+
+    /// Gives back the sets' growth slack (a slice is complete).
+    pub fn shrink(&mut self) {
+        self.destinations.shrink();
+        self.ports.shrink();
+        self.peers.shrink();
+        self.service_ports.shrink();
+        self.protocols.shrink();
+        self.rejected_at.shrink();
+        self.sender_at.shrink();
+        self.log_streams.shrink();
+        self.accounts.shrink();
     }
 
     /// Adds up another slice of the same source.
@@ -249,28 +344,42 @@ pub fn seconds(timestamp: u64) -> u64 {
 }
 
 /// Groups the findings of one delivery per source.
+///
+/// The slices live in one vector, found through a map of addresses to positions: a map of
+/// whole slices would spread a few hundred bytes per bucket over a table that is up to half
+/// empty, which is most of the memory when a delivery has tens of thousands of sources.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    sources: HashMap<IpAddr, Activity>,
+    positions: HashMap<IpAddr, u32>,
+    slices: Vec<Activity>,
+    ids: Ids,
 }
 
 impl Aggregator {
     /// Adds a finding; `owner` is the account of the delivery, used when the record names none.
     pub fn add(&mut self, finding: &Finding<'_>, owner: Option<&str>) {
-        self.sources
-            .entry(finding.source)
-            .or_insert_with(|| Activity::new(finding.source))
-            .add(finding, owner);
+        let slices = &mut self.slices;
+        let at = *self.positions.entry(finding.source).or_insert_with(|| {
+            slices.push(Activity::new(finding.source));
+            // At most one slice per record, and a delivery's records are counted in u64s long
+            // before 4 billion sources: the position fits.
+            (slices.len() - 1) as u32
+        });
+        self.slices[at as usize].add_with(finding, owner, &mut self.ids);
     }
 
     /// The slices, by source address; every one is tagged with the delivery's log stream.
     pub fn finish(self, log_stream: Option<&str>) -> Vec<Activity> {
-        let mut all: Vec<Activity> = self.sources.into_values().collect();
-        if let Some(stream) = log_stream {
-            for a in &mut all {
-                a.log_streams.insert(stream.to_owned());
+        drop(self.positions);
+        let mut all = self.slices;
+        let stream = log_stream.map(Id::from);
+        for a in &mut all {
+            if let Some(stream) = &stream {
+                a.log_streams.insert(stream.clone());
             }
+            a.shrink();
         }
+        all.shrink_to_fit();
         all.sort_unstable_by_key(|a| a.source);
         all
     }

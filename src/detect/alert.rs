@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::Thresholds;
-use crate::detect::activity::Activity;
+use crate::detect::activity::{Activity, Id};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Reason};
 
 pub use crate::detect::incident::Severity;
@@ -175,7 +175,7 @@ impl Alert {
             severity,
             kind,
             source: s.source,
-            accounts: s.accounts.lowest(ID_LIMIT),
+            accounts: texts(s.accounts.iter().take(ID_LIMIT)),
             region: None,
             opened_at: incident.opened_at,
             detected_at: incident.last_at,
@@ -197,7 +197,7 @@ impl Alert {
             sender: places(s.sender_at.iter()),
             owner: None,
             log_group: origin.log_group.clone(),
-            log_streams: s.log_streams.lowest(ID_LIMIT),
+            log_streams: texts(s.log_streams.iter().take(ID_LIMIT)),
             first_seen: s.first_seen,
             last_seen: s.last_seen,
         }
@@ -213,8 +213,12 @@ fn count(count: usize, exact: bool) -> Count {
     Count { count, exact }
 }
 
+fn texts<'a>(ids: impl Iterator<Item = &'a Id>) -> Vec<String> {
+    ids.map(Id::to_string).collect()
+}
+
 /// Sorts ids into their kinds by their prefixes (`eni-`, `i-`, `subnet-`, `vpc-`).
-fn places<'a>(ids: impl Iterator<Item = &'a String>) -> Places {
+fn places<'a>(ids: impl Iterator<Item = &'a Id>) -> Places {
     let mut p = Places::default();
     for id in ids {
         let list = if id.starts_with("eni-") {
@@ -229,7 +233,7 @@ fn places<'a>(ids: impl Iterator<Item = &'a String>) -> Places {
             &mut p.interfaces
         };
         if list.len() < ID_LIMIT {
-            list.push(id.clone());
+            list.push(id.to_string());
         }
     }
     p

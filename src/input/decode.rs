@@ -393,14 +393,25 @@ fn event_data(input: &[u8]) -> Option<&str> {
 }
 
 /// base64, then gzip, into a buffer of at most `limit` bytes.
+///
+/// A Lambda event is one buffer of a few MB, so both steps use whole-buffer decoders: SIMD
+/// base64 and libdeflate, about twice as fast as the streaming ones. Anything libdeflate does
+/// not take as is (a gzip trailer that claims more than `limit`, several members, trailing
+/// bytes, damage) goes through the streaming inflater, whose errors name the cause.
 pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let compressed = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+    let compressed = match base64_simd::STANDARD.decode_to_vec(data.trim()) {
         Ok(bytes) => bytes,
         // What people paste from other tools: wrapped at 76 columns, or without its padding.
-        Err(strict) => lenient_base64(data).ok_or(DecodeError::Base64(strict))?,
+        Err(_) => lenient_base64(data).ok_or_else(|| {
+            let strict = base64::engine::general_purpose::STANDARD.decode(data.trim());
+            DecodeError::Base64(strict.err().unwrap_or(base64::DecodeError::InvalidPadding))
+        })?,
     };
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
+    }
+    if let Some(whole) = inflate_whole(&compressed, limit) {
+        return Ok(whole);
     }
     let capacity = compressed.len().saturating_mul(8);
     read_capped(
@@ -409,6 +420,44 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
         capacity,
         DecodeError::Gzip,
     )
+}
+
+/// The input as one gzip member, inflated by libdeflate into a buffer of the size its trailer
+/// states; `None` when that size is over `limit`, or the input is not exactly one member that
+/// inflates to that size (several members, bytes after it, damage).
+fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use libdeflate_sys::{
+        libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress_ex,
+        libdeflate_result_LIBDEFLATE_SUCCESS,
+    };
+    let size = u32::from_le_bytes(*compressed.last_chunk::<4>()?) as usize;
+    if size > limit {
+        return None;
+    }
+    let mut out = vec![0u8; size];
+    let (mut read, mut written) = (0usize, 0usize);
+    // SAFETY: the decompressor is checked for null, used once and freed here; libdeflate reads
+    // at most `compressed.len()` bytes and writes at most `out.len()` bytes, and reports
+    // through the two local counters.
+    let result = unsafe {
+        let decompressor = libdeflate_alloc_decompressor();
+        if decompressor.is_null() {
+            return None;
+        }
+        let result = libdeflate_gzip_decompress_ex(
+            decompressor,
+            compressed.as_ptr().cast(),
+            compressed.len(),
+            out.as_mut_ptr().cast(),
+            out.len(),
+            &mut read,
+            &mut written,
+        );
+        libdeflate_free_decompressor(decompressor);
+        result
+    };
+    (result == libdeflate_result_LIBDEFLATE_SUCCESS && read == compressed.len() && written == size)
+        .then_some(out)
 }
 
 /// Base64 with line breaks anywhere and the padding optional; `None` when it is not base64
@@ -887,6 +936,32 @@ mod tests {
         assert!(matches!(
             scan_reader(&padded[..], &config()),
             Err(DecodeError::Cut { .. })
+        ));
+    }
+
+    #[test]
+    fn event_data_is_inflated_whole_only_when_it_is_exactly_one_member() {
+        use base64::Engine as _;
+        let text = format!("{REJECT}\n");
+        let one = gzip(text.as_bytes());
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(decode_data(&b64(&one), 1 << 20).unwrap(), text.as_bytes());
+        // Two identical members end with the trailer that fits the first one alone: both
+        // must still be read.
+        let twice = [one.clone(), one.clone()].concat();
+        assert_eq!(
+            decode_data(&b64(&twice), 1 << 20).unwrap(),
+            text.repeat(2).as_bytes()
+        );
+        // A trailer that claims more than the limit is not trusted to size a buffer; the
+        // stream still stops at the limit.
+        let mut lying = one;
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_data(&b64(&lying), 1 << 20).is_err());
+        assert!(matches!(
+            decode_data(&b64(&gzip(&vec![b'x'; 4096])), 1000),
+            Err(DecodeError::TooLarge { limit: 1000 })
         ));
     }
 

@@ -1,4 +1,5 @@
 //! Inputs: event bytes and files ([`decode`]) to records, fed through the rule ([`scan`]).
 
 pub mod decode;
+pub mod files;
 pub mod scan;

@@ -22,14 +22,14 @@ use crate::config::{
     env_setting, parse_count, ConfigError, RawConfig, RawSetting, DEFAULT_MAX_DECODED_BYTES,
     ENV_FLOW_LOG_FORMAT,
 };
-use crate::detect::alert::{alerts_from_memory, Alert};
+use crate::detect::alert::{for_each_alert, Alert};
 use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
 use crate::input::decode::DecodeError;
 use crate::input::files::scan_in_order;
-use crate::present::message::{messages_for, page_text, OutgoingMessage};
+use crate::present::message::{messages_for, page_line, OutgoingMessage};
 use crate::present::render;
 
 const ABOUT: &str = "Alerts when a host inside your VPC sends traffic that the network rejects.
@@ -354,7 +354,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         }
         let name = path.display().to_string();
         // A cut-off input still shows what was read before the cut, then fails.
-        let (report, cut) = match read {
+        let (mut report, cut) = match read {
             Ok(report) => (report, None),
             Err(DecodeError::Cut { read, cause }) => (*read, Some(cause)),
             Err(err) => {
@@ -370,25 +370,58 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 config.format.len()
             );
         }
-        let mut alerts = alerts_from_memory(
+        // Alerts are written as they come, a few at a time for the EC2 lookup, so that a file
+        // with tens of thousands of sources never holds all its alerts; publishing needs them
+        // all (the digest counts the rest).
+        let chunk = match (&target, &lookup) {
+            (Some(_), _) => usize::MAX,
+            (None, Some(_)) => LOOKUP_CHUNK,
+            (None, None) => 1,
+        };
+        let mut held: Vec<Alert> = Vec::new();
+        let mut page: Option<(Alert, usize)> = None;
+        let mut written = Ok(());
+        let mut flush = |held: &mut Vec<Alert>| -> io::Result<()> {
+            if let Some((runtime, lookup)) = &lookup {
+                if let Err(err) = runtime.block_on(lookup.enrich(held)) {
+                    eprintln!("vpc-flow-alert: warning: {name}: {err}; the alerts name the senders by address only");
+                }
+            }
+            match &mut page {
+                Some((_, count)) => *count += held.len(),
+                None => page = held.first().map(|a| (a.clone(), held.len())),
+            }
+            write_alerts(&mut out, held, args.output, &mut printed)
+        };
+        let activities = std::mem::take(&mut report.activities);
+        let key = (report.fingerprint, now);
+        for_each_alert(
             &mut incidents,
-            &report.activities,
-            report.fingerprint,
-            now,
+            activities,
+            key,
             &report.origin,
             region.as_deref(),
+            |alert| {
+                held.push(alert);
+                if held.len() >= chunk {
+                    written = flush(&mut held);
+                    held.clear();
+                }
+                written.is_ok()
+            },
         );
-        if let Some((runtime, lookup)) = &lookup {
-            if let Err(err) = runtime.block_on(lookup.enrich(&mut alerts)) {
-                eprintln!("vpc-flow-alert: warning: {name}: {err}; the alerts name the senders by address only");
-            }
+        if written.is_ok() {
+            written = flush(&mut held);
         }
-        if let Err(err) = write_alerts(&mut out, &alerts, args.output, &mut printed) {
+        if let (Ok(()), Output::Text, Some((first, count))) = (&written, args.output, &page) {
+            written = write_page(&mut out, first, *count);
+        }
+        if let Err(err) = written {
             stopped = Some(output_error(err));
             return false;
         }
         if let Some(target) = &target {
-            outgoing.extend(messages_for(&alerts, target.max_alerts, true));
+            outgoing.extend(messages_for(&held, target.max_alerts, true));
         }
         if let Some(cause) = cut {
             eprintln!(
@@ -455,17 +488,22 @@ fn write_alerts(
         }
         *printed += 1;
     }
-    if output == Output::Text && !alerts.is_empty() {
-        writeln!(out, "\n{}\n", "=".repeat(72))?;
-        writeln!(
-            out,
-            "Text:    {}{}",
-            render::sms_prefix(),
-            page_text(alerts)
-        )?;
-    }
     Ok(())
 }
+
+/// The text the phone gets for one input's alerts, after them.
+fn write_page(out: &mut impl Write, first: &Alert, count: usize) -> io::Result<()> {
+    writeln!(out, "\n{}\n", "=".repeat(72))?;
+    writeln!(
+        out,
+        "Text:    {}{}",
+        render::sms_prefix(),
+        page_line(first, count)
+    )
+}
+
+/// Alerts looked up in EC2 together (one DescribeNetworkInterfaces call for their addresses).
+const LOOKUP_CHUNK: usize = 100;
 
 /// A closed pipe (`check ... | head`) is not an error; anything else on stdout is.
 fn output_error(err: io::Error) -> ExitCode {

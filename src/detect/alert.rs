@@ -5,6 +5,7 @@
 //! out (the incident opened, its severity rose, or a reminder). Everything in it is bounded in
 //! size, so a host sweeping a /16 yields an alert of the same size as one probing a port.
 
+use std::cmp::Reverse;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -249,15 +250,59 @@ pub fn alerts_from_memory(
     origin: &Origin,
     region: Option<&str>,
 ) -> Vec<Alert> {
-    let thresholds = memory.policy().thresholds;
     let mut alerts: Vec<Alert> = Vec::new();
     for activity in activities {
-        for (incident, claim) in memory.observe(activity, batch, now) {
-            let mut alert = Alert::new(&incident, claim, thresholds, origin);
-            alert.region = region.map(str::to_owned);
-            alerts.push(alert);
+        alerts.extend(claimed(memory, activity, batch, now, origin, region));
+    }
+    order(&mut alerts);
+    alerts
+}
+
+/// The alerts of one delivery, as [`alerts_from_memory`] gives them, handed to `each` one at a
+/// time instead of held together: a file with tens of thousands of sources would otherwise
+/// hold an alert per source at once. The slices are put in the alerts' order first
+/// ([`IncidentMemory::preview`]); a slice's own alerts (a retry may resend some) come in
+/// [`order`]. `each` returns false to stop.
+pub fn for_each_alert(
+    memory: &mut IncidentMemory,
+    mut activities: Vec<Activity>,
+    (batch, now): (Option<u64>, u64),
+    origin: &Origin,
+    region: Option<&str>,
+    mut each: impl FnMut(Alert) -> bool,
+) {
+    activities.sort_by_cached_key(|a| {
+        let (severity, records) = memory.preview(a, batch, now);
+        (severity, Reverse(records), a.source)
+    });
+    for activity in activities {
+        for alert in claimed(memory, &activity, batch, now, origin, region) {
+            if !each(alert) {
+                return;
+            }
         }
     }
+}
+
+/// The alerts one slice claims, in [`order`].
+fn claimed(
+    memory: &mut IncidentMemory,
+    activity: &Activity,
+    batch: Option<u64>,
+    now: u64,
+    origin: &Origin,
+    region: Option<&str>,
+) -> Vec<Alert> {
+    let thresholds = memory.policy().thresholds;
+    let mut alerts: Vec<Alert> = memory
+        .observe(activity, batch, now)
+        .into_iter()
+        .map(|(incident, claim)| {
+            let mut alert = Alert::new(&incident, claim, thresholds, origin);
+            alert.region = region.map(str::to_owned);
+            alert
+        })
+        .collect();
     order(&mut alerts);
     alerts
 }
@@ -281,6 +326,58 @@ mod tests {
         port_scan: 10,
         host_sweep: 10,
     };
+
+    /// Slices of `n` sources: source `i` probes `i % 13` ports on `i % 4 + 1` hosts, or (every
+    /// seventh) only sends replies.
+    fn slices(n: u8, shift: u16) -> Vec<Activity> {
+        let mut agg = crate::detect::activity::Aggregator::default();
+        for i in 0..n {
+            let src = format!("10.0.0.{i}");
+            for p in 0..(u16::from(i) % 13 + 1) {
+                for h in 0..(i % 4 + 1) {
+                    let mut f = finding(&src, &format!("10.0.1.{h}"), p + shift);
+                    if i % 7 == 0 {
+                        f.srcport = Some(443);
+                        f.dstport = Some(50000);
+                    }
+                    agg.add(&f, None);
+                }
+            }
+        }
+        agg.finish(None)
+    }
+
+    #[test]
+    fn alerts_handed_out_one_at_a_time_are_those_collected_in_the_same_order() {
+        let policy = crate::config::IncidentPolicy {
+            thresholds: T,
+            window: 3600,
+            cooldown: 0,
+        };
+        let (mut held, mut streamed) = (IncidentMemory::new(policy), IncidentMemory::new(policy));
+        let origin = Origin::default();
+        // Three deliveries: new incidents, the same sources escalating and reminding, and a
+        // retry of the second delivery.
+        for (n, (batch, shift)) in [(1u64, 0u16), (2, 9), (2, 9)].into_iter().enumerate() {
+            let now = 1_764_195_300 + n as u64 * 60;
+            let slices = slices(40, shift);
+            let collected = alerts_from_memory(&mut held, &slices, Some(batch), now, &origin, None);
+            let mut one_by_one = Vec::new();
+            for_each_alert(
+                &mut streamed,
+                slices,
+                (Some(batch), now),
+                &origin,
+                None,
+                |a| {
+                    one_by_one.push(a);
+                    true
+                },
+            );
+            assert!(collected.len() >= 30, "{n}: {}", collected.len());
+            assert_eq!(one_by_one, collected, "delivery {n}");
+        }
+    }
 
     fn incident(ports: u16, hosts: u8) -> Incident {
         let mut a = Activity::new("10.0.0.1".parse().unwrap());

@@ -137,13 +137,7 @@ impl Incident {
     /// replies alone low. Replies never count toward the thresholds.
     pub fn severity(&self, t: Thresholds) -> Severity {
         let s = &self.seen;
-        if s.probes == 0 {
-            Severity::Low
-        } else if s.ports.len() >= t.port_scan || s.destinations.len() >= t.host_sweep {
-            Severity::High
-        } else {
-            Severity::Medium
-        }
+        severity(t, s.probes, s.ports.len(), s.destinations.len())
     }
 
     /// The most severe level claimed so far.
@@ -225,6 +219,17 @@ impl Incident {
     fn weight(&self) -> usize {
         let s = &self.seen;
         1 + s.destinations.len() + s.ports.len() + s.peers.len() + s.service_ports.len()
+    }
+}
+
+/// Probes of many ports or hosts are high, other probes medium, replies alone low.
+fn severity(t: Thresholds, probes: u64, ports: usize, destinations: usize) -> Severity {
+    if probes == 0 {
+        Severity::Low
+    } else if ports >= t.port_scan || destinations >= t.host_sweep {
+        Severity::High
+    } else {
+        Severity::Medium
     }
 }
 
@@ -382,6 +387,37 @@ impl IncidentMemory {
             }
         }
         out
+    }
+
+    /// The severity and record count the slice's incident will have once [`Self::observe`]
+    /// adds it, found without changing anything: the order of a delivery's alerts, known
+    /// before they are made.
+    pub fn preview(&self, activity: &Activity, batch: Option<u64>, now: u64) -> (Severity, u64) {
+        let t = self.policy.thresholds;
+        let open = self
+            .incidents
+            .get(&activity.source)
+            .filter(|i| !i.is_closed(now, self.policy.window));
+        let Some(incident) = open else {
+            let a = activity;
+            return (
+                severity(t, a.probes, a.ports.len(), a.destinations.len()),
+                a.records,
+            );
+        };
+        let s = &incident.seen;
+        if batch.is_some_and(|b| incident.batches.contains(&b)) {
+            return (incident.severity(t), s.records);
+        }
+        (
+            severity(
+                t,
+                s.probes.saturating_add(activity.probes),
+                s.ports.union_len(&activity.ports),
+                s.destinations.union_len(&activity.destinations),
+            ),
+            s.records.saturating_add(activity.records),
+        )
     }
 
     pub fn get(&self, source: &IpAddr) -> Option<&Incident> {

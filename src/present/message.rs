@@ -166,11 +166,16 @@ impl OutgoingMessage {
 /// The text of a page (without the prefix SNS adds): the most severe alert (they are ordered
 /// so), `+N more` after it.
 pub fn page_text(alerts: &[Alert]) -> String {
-    let more = match alerts.len() {
+    page_line(&alerts[0], alerts.len())
+}
+
+/// [`page_text`] of `count` alerts of which `first` is the most severe.
+pub fn page_line(first: &Alert, count: usize) -> String {
+    let more = match count {
         0 | 1 => String::new(),
         n => format!(", +{} more", n - 1),
     };
-    let text = render::sms_with(&alerts[0], &more);
+    let text = render::sms_with(first, &more);
     debug_assert!(text.len() <= SMS_TEXT_MAX);
     text
 }

@@ -1,42 +1,63 @@
-//! Throughput of the pipeline: `cargo bench --bench pipeline` (or `make bench`).
+//! Throughput of the pipeline against the decoders' own speed: `cargo bench --bench pipeline`
+//! (or `make bench`). Every workload is measured beside two floors in the same run: the
+//! fastest whole-buffer decoders (`base64-simd` + libdeflate) and the common ones (the
+//! `base64` crate + zlib-rs, streaming).
 //!
-//! - `records`: split + classify + aggregate over decoded records (10,000 of them: accepted
-//!   traffic, internet rejects and internal rejects), in records per second.
-//! - `event`: a whole Lambda event (base64, gunzip, JSON, parse, detect, group) beside
-//!   `event_decode_only` (base64 and gunzip alone), for the 2x target; the events carry no
-//!   `extractedFields` (the plain-term filter pattern's shape, the stack's default).
-//! - `event_extracted`: the same records with `extractedFields` on every log event (what a
-//!   space-delimited filter pattern delivers), beside `event_extracted_decode_only`.
+//! - `records`: split + classify + group over 10,000 decoded records, in records per second.
+//! - `cloudwatch/*`: one Lambda event of 10,000 records, as the template's filters deliver it
+//!   (REJECT records only), read into alerts. `extracted_20_sources` carries `extractedFields`
+//!   on every log event (a space-delimited filter pattern) and 20 internal sources;
+//!   `plain_500_sources` is the plain-term pattern's shape (the stack's default) with 500
+//!   internal sources, so 500 alerts.
+//! - `s3_file/*`: one gzip flow log file of 2,000,000 records as S3 delivers it (header line,
+//!   400 interfaces, 40% internal rejects, 20% internet rejects, 40% accepted), streamed into
+//!   alerts, with 10 and with 83,000 distinct internal sources, beside streaming inflate + a
+//!   line count.
 
 use std::hint::black_box;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vpc_flow_alert::detect::alert::Origin;
-use vpc_flow_alert::input::decode::{decode_data, scan_json};
-use vpc_flow_alert::input::scan::Scanner;
+use flate2::read::MultiGzDecoder;
+use vpc_flow_alert::detect::alert::{alerts_from_memory, Alert, Origin};
+use vpc_flow_alert::detect::incident::IncidentMemory;
+use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
+use vpc_flow_alert::input::scan::{Report, Scanner};
 use vpc_flow_alert::Config;
 
 const RECORDS: usize = 10_000;
+const FILE_RECORDS: usize = 2_000_000;
 
 fn config() -> Config {
-    Config::with_vpc_cidrs("10.0.0.0/16").unwrap()
+    Config::with_vpc_cidrs("10.0.0.0/8").unwrap()
 }
 
-/// 70% accepted, 20% rejected from the internet, 10% rejected from inside (50 sources).
-fn records() -> Vec<String> {
+fn address(n: usize) -> String {
+    format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255)
+}
+
+fn line(i: usize, src: &str, action: &str) -> String {
+    format!(
+        "2 123456789012 eni-{:017x} {src} 10.1.{}.{} {} {} 6 {} {} 1764195240 1764195300 {action} OK",
+        i % 400,
+        i % 7,
+        i % 250,
+        30000 + i % 30000,
+        (i * 7) % 1024,
+        i % 20 + 1,
+        (i % 20 + 1) * 60
+    )
+}
+
+/// REJECT records only (what the template's filters let through): one in five from inside,
+/// spread over `sources` addresses, the rest from the internet.
+fn rejects(sources: usize) -> Vec<String> {
     (0..RECORDS)
-        .map(|i| {
-            let (src, action) = match i % 10 {
-                0 => (format!("10.0.{}.{}", i % 5, i % 10 + 10), "REJECT"),
-                1 | 2 => (format!("198.51.100.{}", i % 250), "REJECT"),
-                _ => (format!("10.0.3.{}", i % 250), "ACCEPT"),
-            };
-            format!(
-                "2 123456789012 eni-0a1b2c3d4e5f60718 {src} 10.0.{}.{} {} {} 6 {} {} 1764195240 1764195300 {action} OK",
-                i % 7, i % 250, 30000 + i % 30000, i % 1024, i % 20 + 1, (i % 20 + 1) * 60
-            )
+        .map(|i| match i % 5 {
+            0 => line(i, &address(1 + i / 5 % sources), "REJECT"),
+            _ => line(i, &format!("198.51.100.{}", i % 250), "REJECT"),
         })
         .collect()
 }
@@ -59,6 +80,12 @@ const FIELDS: [&str; 14] = [
     "log_status",
 ];
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
 fn event(records: &[String], extracted: bool) -> Vec<u8> {
     let events: Vec<_> = records
         .iter()
@@ -79,17 +106,43 @@ fn event(records: &[String], extracted: bool) -> Vec<u8> {
     let doc = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "123456789012",
         "logGroup": "/vpc/flow-logs", "logStream": "eni-0a1b2c3d4e5f60718-all",
         "subscriptionFilters": ["rejects"], "logEvents": events});
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(doc.to_string().as_bytes()).unwrap();
-    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(doc.to_string().as_bytes()));
     serde_json::json!({"awslogs": {"data": data}})
         .to_string()
         .into_bytes()
 }
 
-fn bench(c: &mut Criterion) {
+/// A gzip S3 flow log file with `sources` distinct internal sources.
+fn s3_file(sources: usize) -> Vec<u8> {
+    let mut text = String::from("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n");
+    for i in 0..FILE_RECORDS {
+        let (src, action) = match i % 10 {
+            k @ 0..4 => (address(1 + (i / 10 * 4 + k) % sources), "REJECT"),
+            4 | 5 => (format!("198.51.100.{}", i % 250), "REJECT"),
+            _ => (format!("10.0.3.{}", i % 250), "ACCEPT"),
+        };
+        text.push_str(&line(i, &src, action));
+        text.push('\n');
+    }
+    gzip(text.as_bytes())
+}
+
+/// What the function does with a delivery: its report, then the alerts it claims.
+fn alerts(config: &Config, report: &Report) -> Vec<Alert> {
+    let mut memory = IncidentMemory::new(config.incidents);
+    alerts_from_memory(
+        &mut memory,
+        &report.activities,
+        report.fingerprint,
+        1_764_195_360,
+        &report.origin,
+        Some("us-east-1"),
+    )
+}
+
+fn records(c: &mut Criterion) {
     let config = config();
-    let records = records();
+    let records = rejects(50);
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.bench_function("records", |b| {
@@ -101,21 +154,90 @@ fn bench(c: &mut Criterion) {
             black_box(scanner.finish(Origin::default()))
         })
     });
-    for (name, extracted) in [("event", false), ("event_extracted", true)] {
-        let event = event(&records, extracted);
+    group.finish();
+}
+
+fn cloudwatch(c: &mut Criterion) {
+    let config = config();
+    let mut group = c.benchmark_group("cloudwatch");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    for (name, extracted, sources) in [
+        ("extracted_20_sources", true, 20),
+        ("plain_500_sources", false, 500),
+    ] {
+        let event = event(&rejects(sources), extracted);
         let data = serde_json::from_slice::<serde_json::Value>(&event).unwrap()["awslogs"]["data"]
             .as_str()
             .unwrap()
             .to_string();
-        group.bench_function(name, |b| {
-            b.iter(|| black_box(scan_json(black_box(&event), &config).unwrap()))
+        let report = scan_json(&event, &config).unwrap();
+        assert_eq!(alerts(&config, &report).len(), sources, "{name}");
+        group.bench_function(format!("{name}/project"), |b| {
+            b.iter(|| {
+                let report = scan_json(black_box(&event), &config).unwrap();
+                black_box(alerts(&config, &report))
+            })
         });
-        group.bench_function(format!("{name}_decode_only"), |b| {
-            b.iter(|| black_box(decode_data(black_box(&data), config.max_decoded_bytes).unwrap()))
+        group.bench_function(format!("{name}/floor_simd_libdeflate"), |b| {
+            b.iter(|| {
+                let compressed = base64_simd::STANDARD
+                    .decode_to_vec(black_box(&data))
+                    .unwrap();
+                black_box(inflate_whole(&compressed, usize::MAX).unwrap())
+            })
+        });
+        group.bench_function(format!("{name}/floor_base64_zlib_rs"), |b| {
+            b.iter(|| {
+                let compressed = base64::engine::general_purpose::STANDARD
+                    .decode(black_box(&data))
+                    .unwrap();
+                let mut out = Vec::with_capacity(compressed.len() * 8);
+                MultiGzDecoder::new(&compressed[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                black_box(out)
+            })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn s3(c: &mut Criterion) {
+    let config = config();
+    let mut group = c.benchmark_group("s3_file");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements(FILE_RECORDS as u64));
+    for sources in [10, 83_000] {
+        let file = s3_file(sources);
+        let report = scan_reader(&file[..], &config).unwrap();
+        assert_eq!(report.activities.len(), sources);
+        group.bench_function(format!("{sources}_sources/project"), |b| {
+            b.iter(|| {
+                let report = scan_reader(black_box(&file[..]), &config).unwrap();
+                black_box(alerts(&config, &report).len())
+            })
+        });
+        group.bench_function(format!("{sources}_sources/floor_inflate_lines"), |b| {
+            b.iter(|| {
+                let mut lines = 0usize;
+                let mut reader =
+                    BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(black_box(&file[..])));
+                loop {
+                    let buf = reader.fill_buf().unwrap();
+                    if buf.is_empty() {
+                        break;
+                    }
+                    lines += memchr::memchr_iter(b'\n', buf).count();
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+                black_box(lines)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, records, cloudwatch, s3);
 criterion_main!(benches);

@@ -381,10 +381,14 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         let mut held: Vec<Alert> = Vec::new();
         let mut page: Option<(Alert, usize)> = None;
         let mut written = Ok(());
+        // After a failed lookup the input's other alerts are not looked up: each call would
+        // wait out the lookup's budget again.
+        let mut looking_up = lookup.is_some();
         let mut flush = |held: &mut Vec<Alert>| -> io::Result<()> {
-            if let Some((runtime, lookup)) = &lookup {
+            if let (Some((runtime, lookup)), true) = (&lookup, looking_up) {
                 if let Err(err) = runtime.block_on(lookup.enrich(held)) {
                     eprintln!("vpc-flow-alert: warning: {name}: {err}; the alerts name the senders by address only");
+                    looking_up = false;
                 }
             }
             match &mut page {

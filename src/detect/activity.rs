@@ -76,16 +76,6 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         self.overflow |= other.overflow;
     }
 
-    /// How many values the union with `other` would hold (as capped by `N`), without building it.
-    pub fn union_len(&self, other: &Capped<T, N>) -> usize {
-        let new = other
-            .values
-            .iter()
-            .filter(|v| self.values.binary_search(v).is_err())
-            .count();
-        (self.values.len() + new).min(N)
-    }
-
     /// Gives back the capacity the vector grew into beyond its values.
     pub fn shrink(&mut self) {
         self.values.shrink_to_fit();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::Thresholds;
 use crate::detect::activity::{Activity, Id};
-use crate::detect::incident::{Claim, Incident, IncidentMemory, Reason};
+use crate::detect::incident::{severity_of, Claim, Incident, IncidentMemory, Reason};
 
 pub use crate::detect::incident::Severity;
 
@@ -242,6 +242,10 @@ fn places<'a>(ids: impl Iterator<Item = &'a Id>) -> Places {
 
 /// Adds one delivery's slices to the incidents in `memory`; the alerts they claim, most
 /// severe first, naming `region`.
+///
+/// Slices of sources the memory holds go first: a full memory makes room by dropping the
+/// least recently active incidents, and one of them must not be dropped by this delivery's
+/// new sources just before its own slice is added to it (it would open again, and alert again).
 pub fn alerts_from_memory(
     memory: &mut IncidentMemory,
     activities: &[Activity],
@@ -250,36 +254,57 @@ pub fn alerts_from_memory(
     origin: &Origin,
     region: Option<&str>,
 ) -> Vec<Alert> {
+    let (known, new): (Vec<&Activity>, Vec<&Activity>) = activities
+        .iter()
+        .partition(|a| memory.get(&a.source).is_some());
     let mut alerts: Vec<Alert> = Vec::new();
-    for activity in activities {
+    for activity in known.into_iter().chain(new) {
         alerts.extend(claimed(memory, activity, batch, now, origin, region));
     }
     order(&mut alerts);
     alerts
 }
 
-/// The alerts of one delivery, as [`alerts_from_memory`] gives them, handed to `each` one at a
-/// time instead of held together: a file with tens of thousands of sources would otherwise
-/// hold an alert per source at once. The slices are put in the alerts' order first
-/// ([`IncidentMemory::preview`]); a slice's own alerts (a retry may resend some) come in
-/// [`order`]. `each` returns false to stop.
+/// The alerts of one delivery, the same as [`alerts_from_memory`] gives and in the same order,
+/// handed to `each` one at a time instead of held together: a file with tens of thousands of
+/// sources would otherwise hold an alert per source at once. Only the alerts of sources the
+/// memory already holds (bounded by its size) are made first and held; a new source's alert is
+/// known before it is made (its incident is the slice alone, opened now), so new sources go in
+/// that order and the held alerts are merged in. `each` returns false to stop.
 pub fn for_each_alert(
     memory: &mut IncidentMemory,
-    mut activities: Vec<Activity>,
+    activities: Vec<Activity>,
     (batch, now): (Option<u64>, u64),
     origin: &Origin,
     region: Option<&str>,
     mut each: impl FnMut(Alert) -> bool,
 ) {
-    activities.sort_by_cached_key(|a| {
-        let (severity, records) = memory.preview(a, batch, now);
-        (severity, Reverse(records), a.source)
-    });
-    for activity in activities {
+    let (known, mut new): (Vec<Activity>, Vec<Activity>) = activities
+        .into_iter()
+        .partition(|a| memory.get(&a.source).is_some());
+    let mut held: Vec<Alert> = Vec::new();
+    for activity in known {
+        held.extend(claimed(memory, &activity, batch, now, origin, region));
+    }
+    order(&mut held);
+    let mut held = held.into_iter().peekable();
+    let thresholds = memory.policy().thresholds;
+    new.sort_by_cached_key(|a| (severity_of(thresholds, a), Reverse(a.records), a.source));
+    for activity in new {
         for alert in claimed(memory, &activity, batch, now, origin, region) {
+            while let Some(first) = held.next_if(|h| rank(h) < rank(&alert)) {
+                if !each(first) {
+                    return;
+                }
+            }
             if !each(alert) {
                 return;
             }
+        }
+    }
+    for alert in held {
+        if !each(alert) {
+            return;
         }
     }
 }
@@ -309,12 +334,11 @@ fn claimed(
 
 /// Orders alerts most severe first, then more records first, then by source address.
 pub fn order(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
-            .then(b.records.cmp(&a.records))
-            .then(a.source.cmp(&b.source))
-    });
+    alerts.sort_by_key(rank);
+}
+
+fn rank(alert: &Alert) -> (Severity, Reverse<u64>, IpAddr) {
+    (alert.severity, Reverse(alert.records), alert.source)
 }
 
 #[cfg(test)]
@@ -377,6 +401,55 @@ mod tests {
             assert!(collected.len() >= 30, "{n}: {}", collected.len());
             assert_eq!(one_by_one, collected, "delivery {n}");
         }
+    }
+
+    #[test]
+    fn a_full_memory_does_not_drop_an_incident_that_this_delivery_goes_on_with() {
+        let policy = crate::config::IncidentPolicy {
+            thresholds: T,
+            window: 3600,
+            cooldown: 3600,
+        };
+        let origin = Origin::default();
+        let slice = |src: &str, ports: u16| {
+            let mut a = Activity::new(src.parse().unwrap());
+            for p in 0..ports {
+                a.add(&finding(src, "10.0.1.1", p), None);
+            }
+            a
+        };
+        // The memory is full; 10.0.0.1, a port scan, is the first incident it would drop.
+        let mut first: Vec<Activity> = (0..IncidentMemory::MAX_INCIDENTS as u32 - 1)
+            .map(|n| slice(&std::net::Ipv4Addr::from(0x0a01_0000 + n).to_string(), 1))
+            .collect();
+        first.push(slice("10.0.0.1", 20));
+        let (mut held, mut streamed) = (IncidentMemory::new(policy), IncidentMemory::new(policy));
+        let now = 1_764_195_300;
+        alerts_from_memory(&mut held, &first, Some(1), now, &origin, None);
+        for_each_alert(&mut streamed, first, (Some(1), now), &origin, None, |_| {
+            true
+        });
+        // Then it probes one more port, while 2,000 new sources (busier ones, lower addresses)
+        // push older incidents out.
+        let mut second: Vec<Activity> = (0..2000u32)
+            .map(|n| slice(&std::net::Ipv4Addr::from(0x0900_0000 + n).to_string(), 30))
+            .collect();
+        second.push(slice("10.0.0.1", 1));
+        let collected = alerts_from_memory(&mut held, &second, Some(2), now + 60, &origin, None);
+        let mut one_by_one = Vec::new();
+        for_each_alert(
+            &mut streamed,
+            second,
+            (Some(2), now + 60),
+            &origin,
+            None,
+            |a| {
+                one_by_one.push(a);
+                true
+            },
+        );
+        assert_eq!(collected.len(), 2000, "no second opening for 10.0.0.1");
+        assert_eq!(one_by_one, collected);
     }
 
     fn incident(ports: u16, hosts: u8) -> Incident {

@@ -222,6 +222,16 @@ impl Incident {
     }
 }
 
+/// The severity of an incident made of `activity` alone.
+pub fn severity_of(t: Thresholds, activity: &Activity) -> Severity {
+    severity(
+        t,
+        activity.probes,
+        activity.ports.len(),
+        activity.destinations.len(),
+    )
+}
+
 /// Probes of many ports or hosts are high, other probes medium, replies alone low.
 fn severity(t: Thresholds, probes: u64, ports: usize, destinations: usize) -> Severity {
     if probes == 0 {
@@ -387,37 +397,6 @@ impl IncidentMemory {
             }
         }
         out
-    }
-
-    /// The severity and record count the slice's incident will have once [`Self::observe`]
-    /// adds it, found without changing anything: the order of a delivery's alerts, known
-    /// before they are made.
-    pub fn preview(&self, activity: &Activity, batch: Option<u64>, now: u64) -> (Severity, u64) {
-        let t = self.policy.thresholds;
-        let open = self
-            .incidents
-            .get(&activity.source)
-            .filter(|i| !i.is_closed(now, self.policy.window));
-        let Some(incident) = open else {
-            let a = activity;
-            return (
-                severity(t, a.probes, a.ports.len(), a.destinations.len()),
-                a.records,
-            );
-        };
-        let s = &incident.seen;
-        if batch.is_some_and(|b| incident.batches.contains(&b)) {
-            return (incident.severity(t), s.records);
-        }
-        (
-            severity(
-                t,
-                s.probes.saturating_add(activity.probes),
-                s.ports.union_len(&activity.ports),
-                s.destinations.union_len(&activity.destinations),
-            ),
-            s.records.saturating_add(activity.records),
-        )
     }
 
     pub fn get(&self, source: &IpAddr) -> Option<&Incident> {

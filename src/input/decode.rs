@@ -425,7 +425,7 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
 /// The input as one gzip member, inflated by libdeflate into a buffer of the size its trailer
 /// states; `None` when that size is over `limit`, or the input is not exactly one member that
 /// inflates to that size (several members, bytes after it, damage).
-fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
+pub fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
     use libdeflate_sys::{
         libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress_ex,
         libdeflate_result_LIBDEFLATE_SUCCESS,

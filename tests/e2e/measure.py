@@ -4,6 +4,11 @@
   API served here, as in tests), median of 20 starts, with DRY_RUN and with the SNS client.
 - memory: peak resident memory (/usr/bin/time -v) of `check` on the largest event CloudWatch
   Logs sends (10,000 records) and on a 2,000,000-record gzip S3 file, streamed.
+- sources: time and peak memory of `check --output json` on a 2,000,000-record gzip S3 file
+  (40% internal rejects, 20% internet rejects, 40% accepted, 400 interfaces) with 10 and with
+  83,000 distinct internal sources.
+- jobs: `check` on 20 gzip S3 files of 200,000 records with `--jobs 1` and with one job per
+  core (best of three each), and whether the outputs are the same.
 """
 
 import base64
@@ -60,6 +65,45 @@ def record(i):
             f"{i % 1024} 6 {i % 20 + 1} {(i % 20 + 1) * 60} 1764195240 1764195300 {action} OK")
 
 
+def s3_record(i, sources):
+    k = i % 10
+    if k < 4:
+        s = 1 + (i // 10 * 4 + k) % sources
+        src, action = f"10.{s >> 16 & 255}.{s >> 8 & 255}.{s & 255}", "REJECT"
+    elif k < 6:
+        src, action = f"198.51.100.{i % 250}", "REJECT"
+    else:
+        src, action = f"10.0.3.{i % 250}", "ACCEPT"
+    return (f"2 123456789012 eni-{i % 400:017x} {src} 10.1.{i % 7}.{i % 250} {30000 + i % 30000} "
+            f"{(i * 7) % 1024} 6 {i % 20 + 1} {(i % 20 + 1) * 60} 1764195240 1764195300 {action} OK")
+
+
+HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"
+
+
+def s3_file(path, records, sources, offset=0):
+    with gzip.open(path, "wt", compresslevel=6) as f:
+        f.write(HEADER)
+        for i in range(offset, offset + records):
+            f.write(s3_record(i, sources) + "\n")
+
+
+def timed(args):
+    """Seconds, peak KiB and stdout (without the clock's fields) of one run."""
+    start = time.monotonic()
+    out = subprocess.run(["/usr/bin/time", "-v", str(BIN), *args], capture_output=True, text=True,
+                         env={**os.environ, "VPC_CIDRS": "10.0.0.0/8"})
+    seconds = time.monotonic() - start
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    alerts = []
+    for line in out.stdout.splitlines():
+        alert = json.loads(line)
+        for key in ("id", "incident", "detected_at", "opened_at"):
+            alert.pop(key)
+        alerts.append(alert)
+    return seconds, kb, alerts
+
+
 def peak_kb(args):
     out = subprocess.run(["/usr/bin/time", "-v", str(BIN), *args], capture_output=True, text=True)
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
@@ -89,6 +133,25 @@ def main():
                 f.write(record(i) + "\n")
         kb, rc = peak_kb(["check", "--vpc-cidr", "10.0.0.0/16", "--output", "json", str(s3)])
         print(f"peak memory, 2,000,000-record S3 file ({s3.stat().st_size / 1e6:.1f} MB gzip): {kb / 1024:.1f} MiB (exit {rc})")
+        for sources in (10, 83_000):
+            path = Path(tmp, f"sources-{sources}.log.gz")
+            s3_file(path, 2_000_000, sources)
+            seconds, kb, alerts = timed(["check", "--output", "json", str(path)])
+            print(f"S3 file, 2,000,000 records, {sources} internal sources: {seconds:.2f} s, "
+                  f"peak {kb / 1024:.1f} MiB, {len(alerts)} alerts")
+        files = []
+        for n in range(20):
+            path = Path(tmp, f"part-{n:02}.log.gz")
+            s3_file(path, 200_000, 5_000, offset=n * 200_000)
+            files.append(str(path))
+        cores = os.cpu_count()
+        runs = {}
+        for jobs in (1, cores):
+            best = min((timed(["check", "--output", "json", "--jobs", str(jobs), *files]) for _ in range(3)),
+                       key=lambda r: r[0])
+            runs[jobs] = best
+            print(f"20 S3 files of 200,000 records, --jobs {jobs}: {best[0]:.2f} s, peak {best[1] / 1024:.1f} MiB")
+        print(f"--jobs {cores} is {runs[1][0] / runs[cores][0]:.2f}x faster; same output: {runs[1][2] == runs[cores][2]}")
 
 
 if __name__ == "__main__":

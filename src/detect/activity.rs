@@ -20,12 +20,13 @@ pub const ID_CAP: usize = 100;
 
 /// A set that keeps at most `N` values and remembers whether it had to drop any.
 ///
-/// The values are a sorted vector, not a tree: most sources touch a handful of hosts and
-/// ports, and a vector holds them in one small allocation (a tree node is 11 slots whatever
-/// the count). [`Capped::shrink`] gives back the growth slack once a slice is complete.
+/// The values are a sorted slice of exactly their number, not a tree nor a vector with room
+/// to grow: most sources touch a handful of hosts and ports, and a delivery may hold tens of
+/// thousands of sources (a tree node is 11 slots whatever the count, a vector doubles). A new
+/// value costs a reallocation, which is cheap beside reading the record that brought it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capped<T: Ord, const N: usize> {
-    values: Vec<T>,
+    values: Box<[T]>,
     /// A value was dropped (or, read back from the shared store, the set was full): the true
     /// count is at least `len()`.
     pub overflow: bool,
@@ -34,7 +35,7 @@ pub struct Capped<T: Ord, const N: usize> {
 impl<T: Ord, const N: usize> Default for Capped<T, N> {
     fn default() -> Self {
         Capped {
-            values: Vec::new(),
+            values: Box::default(),
             overflow: false,
         }
     }
@@ -43,11 +44,18 @@ impl<T: Ord, const N: usize> Default for Capped<T, N> {
 impl<T: Ord, const N: usize> Capped<T, N> {
     pub fn insert(&mut self, value: T) {
         if let Err(at) = self.values.binary_search(&value) {
-            if self.values.len() < N {
-                self.values.insert(at, value);
-            } else {
-                self.overflow = true;
-            }
+            self.insert_at(at, || value);
+        }
+    }
+
+    fn insert_at(&mut self, at: usize, make: impl FnOnce() -> T) {
+        if self.values.len() < N {
+            let mut values = std::mem::take(&mut self.values).into_vec();
+            values.reserve_exact(1);
+            values.insert(at, make());
+            self.values = values.into_boxed_slice();
+        } else {
+            self.overflow = true;
         }
     }
 
@@ -58,11 +66,7 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         Q: Ord + ?Sized,
     {
         if let Err(at) = self.values.binary_search_by(|v| v.borrow().cmp(key)) {
-            if self.values.len() < N {
-                self.values.insert(at, make());
-            } else {
-                self.overflow = true;
-            }
+            self.insert_at(at, make);
         }
     }
 
@@ -70,15 +74,24 @@ impl<T: Ord, const N: usize> Capped<T, N> {
     where
         T: Clone,
     {
-        for v in &other.values {
-            self.insert(v.clone());
+        if other.values.is_empty() {
+            self.overflow |= other.overflow;
+            return;
         }
+        // One vector for the whole merge (a set of a thousand would otherwise reallocate a
+        // thousand times), back to an exact slice at the end.
+        let mut values = std::mem::take(&mut self.values).into_vec();
+        for v in other.values.iter() {
+            if let Err(at) = values.binary_search(v) {
+                if values.len() < N {
+                    values.insert(at, v.clone());
+                } else {
+                    self.overflow = true;
+                }
+            }
+        }
+        self.values = values.into_boxed_slice();
         self.overflow |= other.overflow;
-    }
-
-    /// Gives back the capacity the vector grew into beyond its values.
-    pub fn shrink(&mut self) {
-        self.values.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -119,19 +132,20 @@ impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
 }
 
 /// An id (interface, instance, subnet, VPC, log stream, account): shared text, so the thousands
-/// of sources seen at the same few interfaces of one delivery hold one copy of each name.
+/// of sources seen at the same few interfaces of one delivery hold one copy of each name, and
+/// a pointer to it: one word per id in a set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Id(Arc<str>);
+pub struct Id(Arc<String>);
 
 impl Id {
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl From<&str> for Id {
     fn from(text: &str) -> Id {
-        Id(Arc::from(text))
+        Id(Arc::new(text.to_owned()))
     }
 }
 
@@ -144,14 +158,14 @@ impl std::str::FromStr for Id {
 
 impl std::borrow::Borrow<str> for Id {
     fn borrow(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl std::ops::Deref for Id {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -163,7 +177,7 @@ impl fmt::Display for Id {
 
 impl PartialEq<&str> for Id {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.0.as_str() == *other
     }
 }
 
@@ -292,19 +306,6 @@ impl Activity {
         }
     }
 
-    /// Gives back the sets' growth slack (a slice is complete).
-    pub fn shrink(&mut self) {
-        self.destinations.shrink();
-        self.ports.shrink();
-        self.peers.shrink();
-        self.service_ports.shrink();
-        self.protocols.shrink();
-        self.rejected_at.shrink();
-        self.sender_at.shrink();
-        self.log_streams.shrink();
-        self.accounts.shrink();
-    }
-
     /// Adds up another slice of the same source.
     pub fn merge(&mut self, other: &Activity) {
         self.records = self.records.saturating_add(other.records);
@@ -377,7 +378,6 @@ impl Aggregator {
             if let Some(stream) = &stream {
                 a.log_streams.insert(stream.clone());
             }
-            a.shrink();
         }
         all.shrink_to_fit();
         all.sort_unstable_by_key(|a| a.source);

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::config::IncidentPolicy;
-use crate::detect::activity::{Activity, Capped, ID_CAP, SET_CAP};
+use crate::detect::activity::{Activity, AtLeast, Capped, ID_CAP, SET_CAP};
 use crate::detect::incident::{Claim, Incident, Severity, Tracked};
 
 /// The table's partition key: the source address in canonical text.
@@ -88,9 +88,9 @@ fn set_values(a: &Activity, name: &str) -> Vec<String> {
         set.iter().map(ToString::to_string).collect()
     }
     match name {
-        "destinations" => text(&a.destinations),
+        "destinations" => a.destinations.iter().map(|v| v.to_string()).collect(),
         "ports" => text(&a.ports),
-        "peers" => text(&a.peers),
+        "peers" => a.peers.iter().map(|v| v.to_string()).collect(),
         "service_ports" => text(&a.service_ports),
         "protocols" => text(&a.protocols),
         "rejected_at" => text(&a.rejected_at),
@@ -642,14 +642,16 @@ fn set_len(item: &HashMap<String, AttributeValue>, name: &str) -> usize {
 }
 
 /// Reads a set back; a set at its cap stopped taking values, so its count is "at least".
-fn capped<T: Ord + std::str::FromStr, const N: usize>(
+fn capped<S: FromIterator<T> + AtLeast, T: std::str::FromStr>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
     cap: usize,
-) -> Capped<T, N> {
+) -> S {
     let values = read_set(item, name);
-    let mut set: Capped<T, N> = values.iter().filter_map(|v| v.parse().ok()).collect();
-    set.overflow |= values.len() >= cap;
+    let mut set: S = values.iter().filter_map(|v| v.parse().ok()).collect();
+    if values.len() >= cap {
+        set.mark_at_least();
+    }
     set
 }
 

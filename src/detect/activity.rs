@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::detect::rule::{Direction, Finding};
@@ -131,6 +131,127 @@ impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
     }
 }
 
+/// A [`Capped`] set of addresses that keeps IPv4 addresses in four bytes each (an `IpAddr` takes
+/// seventeen): a delivery's thousands of sources each keep the hosts they probed. IPv6
+/// addresses, rare in flow logs, are kept apart. Lowest first means every IPv4 address before
+/// any IPv6 one, as `IpAddr` orders them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addrs<const N: usize> {
+    v4: Box<[u32]>,
+    v6: Option<Box<Vec<Ipv6Addr>>>,
+    /// As in [`Capped`]: the true count is at least `len()`.
+    pub overflow: bool,
+}
+
+impl<const N: usize> Addrs<N> {
+    pub fn insert(&mut self, value: IpAddr) {
+        let full = self.len() >= N;
+        match value {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                if let Err(at) = self.v4.binary_search(&a) {
+                    if full {
+                        self.overflow = true;
+                        return;
+                    }
+                    let mut v4 = std::mem::take(&mut self.v4).into_vec();
+                    v4.reserve_exact(1);
+                    v4.insert(at, a);
+                    self.v4 = v4.into_boxed_slice();
+                }
+            }
+            IpAddr::V6(a) => {
+                let v6 = self.v6.get_or_insert_with(Box::default);
+                if let Err(at) = v6.binary_search(&a) {
+                    if full {
+                        self.overflow = true;
+                    } else {
+                        v6.insert(at, a);
+                    }
+                }
+                if v6.is_empty() {
+                    self.v6 = None;
+                }
+            }
+        }
+    }
+
+    pub fn extend_from(&mut self, other: &Addrs<N>) {
+        let mut v4 = std::mem::take(&mut self.v4).into_vec();
+        for &a in other.v4.iter() {
+            if let Err(at) = v4.binary_search(&a) {
+                if v4.len() + self.v6.as_ref().map_or(0, |v| v.len()) < N {
+                    v4.insert(at, a);
+                } else {
+                    self.overflow = true;
+                }
+            }
+        }
+        self.v4 = v4.into_boxed_slice();
+        for &a in other.v6.iter().flat_map(|v| v.iter()) {
+            self.insert(IpAddr::V6(a));
+        }
+        self.overflow |= other.overflow;
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.as_ref().map_or(0, |v| v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every value seen is here (the count is exact).
+    pub fn is_exact(&self) -> bool {
+        !self.overflow
+    }
+
+    /// The addresses, lowest first.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.v4.iter().map(|&a| IpAddr::V4(Ipv4Addr::from(a)));
+        let v6 = self
+            .v6
+            .iter()
+            .flat_map(|v| v.iter())
+            .map(|&a| IpAddr::V6(a));
+        v4.chain(v6)
+    }
+
+    /// The lowest `n` addresses.
+    pub fn lowest(&self, n: usize) -> Vec<IpAddr> {
+        self.iter().take(n).collect()
+    }
+}
+
+impl<const N: usize> FromIterator<IpAddr> for Addrs<N> {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
+        let mut set = Addrs::default();
+        for v in iter {
+            set.insert(v);
+        }
+        set
+    }
+}
+
+/// A set that stops taking values at its cap: read back from a store, a set at its cap is
+/// marked "at least".
+pub trait AtLeast {
+    fn mark_at_least(&mut self);
+}
+
+impl<T: Ord, const N: usize> AtLeast for Capped<T, N> {
+    fn mark_at_least(&mut self) {
+        self.overflow = true;
+    }
+}
+
+impl<const N: usize> AtLeast for Addrs<N> {
+    fn mark_at_least(&mut self) {
+        self.overflow = true;
+    }
+}
+
 /// An id (interface, instance, subnet, VPC, log stream, account): shared text, so the thousands
 /// of sources seen at the same few interfaces of one delivery hold one copy of each name, and
 /// a pointer to it: one word per id in a set.
@@ -209,11 +330,11 @@ pub struct Activity {
     /// Findings that are replies a network ACL dropped (see [`Finding::is_response`]).
     pub responses: u64,
     /// Destinations of the probes.
-    pub destinations: Capped<IpAddr, SET_CAP>,
+    pub destinations: Addrs<SET_CAP>,
     /// Destination ports of the probes.
     pub ports: Capped<u16, SET_CAP>,
     /// Where the rejected responses were going (the clients).
-    pub peers: Capped<IpAddr, SET_CAP>,
+    pub peers: Addrs<SET_CAP>,
     /// The ports the rejected responses came from (the source's services).
     pub service_ports: Capped<u16, SET_CAP>,
     /// IANA protocol numbers.
@@ -241,9 +362,9 @@ impl Activity {
             bytes: 0,
             probes: 0,
             responses: 0,
-            destinations: Capped::default(),
+            destinations: Addrs::default(),
             ports: Capped::default(),
-            peers: Capped::default(),
+            peers: Addrs::default(),
             service_ports: Capped::default(),
             protocols: Capped::default(),
             rejected_at: Capped::default(),
@@ -473,6 +594,49 @@ pub(crate) mod tests {
         a.add(&inbound, None);
         assert_eq!(a.sender_at.lowest(5), ["eni-sender"]);
         assert_eq!(a.rejected_at.lowest(5), ["eni-target"]);
+    }
+
+    #[test]
+    fn address_sets_hold_ipv4_and_ipv6_in_address_order_up_to_one_cap() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut set: Addrs<4> = ["2001:db8::2", "10.0.0.9", "10.0.0.1", "10.0.0.9"]
+            .into_iter()
+            .map(ip)
+            .collect();
+        assert_eq!(
+            set.lowest(9),
+            [ip("10.0.0.1"), ip("10.0.0.9"), ip("2001:db8::2")]
+        );
+        assert!(set.is_exact());
+        let other: Addrs<4> = ["2001:db8::1", "10.0.0.5", "10.0.0.1"]
+            .into_iter()
+            .map(ip)
+            .collect();
+        set.extend_from(&other);
+        // 10.0.0.5 fits (the fourth), 2001:db8::1 does not: the count is "at least 4".
+        assert_eq!(
+            set.lowest(9),
+            [
+                ip("10.0.0.1"),
+                ip("10.0.0.5"),
+                ip("10.0.0.9"),
+                ip("2001:db8::2")
+            ]
+        );
+        assert_eq!((set.len(), set.is_exact()), (4, false));
+        let mut reread: Addrs<4> = set.iter().collect();
+        assert!(
+            reread.is_exact()
+                && reread
+                    == Addrs {
+                        overflow: false,
+                        ..set.clone()
+                    }
+        );
+        reread.insert(ip("10.0.0.1"));
+        assert!(reread.is_exact(), "a value it has is not an overflow");
+        reread.insert(ip("10.0.0.2"));
+        assert!(!reread.is_exact());
     }
 
     #[test]

@@ -279,7 +279,9 @@ pub struct Wanted {
 #[derive(Debug)]
 pub struct IncidentMemory {
     policy: IncidentPolicy,
-    incidents: HashMap<IpAddr, Incident>,
+    /// Boxed: an incident is a few hundred bytes, and a map of them would spread that over
+    /// every empty slot of its table.
+    incidents: HashMap<IpAddr, Box<Incident>>,
     weight: usize,
 }
 
@@ -303,7 +305,7 @@ impl IncidentMemory {
         let incident = match self.incidents.remove(&activity.source) {
             Some(old) if !old.is_closed(now, window) => {
                 self.weight -= old.weight();
-                old
+                *old
             }
             Some(old) => {
                 self.weight -= old.weight();
@@ -359,10 +361,10 @@ impl IncidentMemory {
     /// Replaces what this process knows of an incident with the shared store's view, so that
     /// a fallback to memory starts from the totals and claims of every instance.
     pub fn replace(&mut self, mut incident: Incident, now: u64) {
-        if let Some(old) = self.incidents.remove(&incident.source()) {
+        if let Some(mut old) = self.incidents.remove(&incident.source()) {
             self.weight -= old.weight();
             if old.opened_at == incident.opened_at {
-                incident.batches = old.batches;
+                incident.batches = std::mem::take(&mut old.batches);
             }
         }
         self.put(incident, now);
@@ -400,7 +402,7 @@ impl IncidentMemory {
     }
 
     pub fn get(&self, source: &IpAddr) -> Option<&Incident> {
-        self.incidents.get(source)
+        self.incidents.get(source).map(Box::as_ref)
     }
 
     /// Incidents held and their weight.
@@ -410,7 +412,7 @@ impl IncidentMemory {
 
     fn put(&mut self, incident: Incident, now: u64) {
         self.weight += incident.weight();
-        self.incidents.insert(incident.source(), incident);
+        self.incidents.insert(incident.source(), Box::new(incident));
         if self.incidents.len() > Self::MAX_INCIDENTS || self.weight > Self::MAX_WEIGHT {
             self.make_room(now);
         }

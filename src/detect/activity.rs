@@ -138,6 +138,8 @@ impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addrs<const N: usize> {
     v4: Box<[u32]>,
+    /// One word while empty, as nearly all are: a `Vec` would take three.
+    #[allow(clippy::box_collection)]
     v6: Option<Box<Vec<Ipv6Addr>>>,
     /// As in [`Capped`]: the true count is at least `len()`.
     pub overflow: bool,

@@ -411,6 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_with_more_sources_than_the_memory_holds_alerts_for_every_one() {
+        let policy = crate::config::IncidentPolicy {
+            thresholds: T,
+            window: 3600,
+            cooldown: 3600,
+        };
+        let n = IncidentMemory::MAX_INCIDENTS as u32 + 500;
+        // Highest address first: each new incident is the one a full memory would drop first.
+        let slices: Vec<Activity> = (0..n)
+            .rev()
+            .map(|i| {
+                let src = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+                let mut a = Activity::new(src.parse().unwrap());
+                a.add(&finding(&src, "10.0.1.1", 22), None);
+                a
+            })
+            .collect();
+        let mut memory = IncidentMemory::new(policy);
+        let alerts = alerts_from_memory(&mut memory, &slices, None, 100, &Origin::default(), None);
+        assert_eq!(alerts.len(), n as usize);
+        assert!(memory.size().0 <= IncidentMemory::MAX_INCIDENTS);
+    }
+
+    #[test]
     fn a_full_memory_does_not_drop_an_incident_that_this_delivery_goes_on_with() {
         let policy = crate::config::IncidentPolicy {
             thresholds: T,

@@ -301,42 +301,38 @@ impl IncidentMemory {
     /// Adds a delivery's slice to its source's incident (opening one if there is none, or the
     /// last one closed). `batch` identifies the delivery across retries, when it has ids.
     pub fn track(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> Tracked {
-        let window = self.policy.window;
-        let incident = match self.incidents.remove(&activity.source) {
-            Some(old) if !old.is_closed(now, window) => {
-                self.weight -= old.weight();
-                *old
-            }
-            Some(old) => {
-                self.weight -= old.weight();
-                return self.insert_new(activity, batch, now);
-            }
-            None => return self.insert_new(activity, batch, now),
-        };
-        let mut incident = incident;
-        let replay = batch.is_some_and(|b| incident.batches.contains(&b));
-        if !replay {
-            incident.seen.merge(activity);
-            incident.last_at = now;
-            remember(&mut incident.batches, batch);
-        }
-        let tracked = Tracked {
+        let (incident, replay) = self.add(activity, batch, now);
+        Tracked {
             incident: incident.clone(),
             replay,
-        };
-        self.put(incident, now);
-        tracked
+        }
     }
 
-    fn insert_new(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> Tracked {
-        let mut incident = Incident::open(activity, now);
-        remember(&mut incident.batches, batch);
-        let tracked = Tracked {
-            incident: incident.clone(),
-            replay: false,
+    /// [`Self::track`] without the copy: the incident as it is now in memory, and whether the
+    /// slice was a replay of its batch.
+    fn add(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> (&mut Incident, bool) {
+        let window = self.policy.window;
+        let (incident, replay) = match self.incidents.remove(&activity.source) {
+            Some(mut old) if !old.is_closed(now, window) => {
+                self.weight -= old.weight();
+                let replay = batch.is_some_and(|b| old.batches.contains(&b));
+                if !replay {
+                    old.seen.merge(activity);
+                    old.last_at = now;
+                    remember(&mut old.batches, batch);
+                }
+                (old, replay)
+            }
+            closed => {
+                if let Some(old) = closed {
+                    self.weight -= old.weight();
+                }
+                let mut incident = Box::new(Incident::open(activity, now));
+                remember(&mut incident.batches, batch);
+                (incident, false)
+            }
         };
-        self.put(incident, now);
-        tracked
+        (self.put(incident, now), replay)
     }
 
     /// Claims `claim` in the incident of `source` opened at `opened_at` (see
@@ -367,7 +363,7 @@ impl IncidentMemory {
                 incident.batches = std::mem::take(&mut old.batches);
             }
         }
-        self.put(incident, now);
+        self.put(Box::new(incident), now);
     }
 
     pub fn policy(&self) -> &IncidentPolicy {
@@ -382,20 +378,15 @@ impl IncidentMemory {
         batch: Option<u64>,
         now: u64,
     ) -> Vec<(Incident, Claim)> {
-        let tracked = self.track(activity, batch, now);
-        let wanted = tracked.wanted(batch, &self.policy, now);
-        let mut out: Vec<(Incident, Claim)> = wanted
-            .resend
-            .into_iter()
-            .map(|c| (tracked.incident.clone(), c))
-            .collect();
-        if let Some(claim) = wanted.due {
-            let i = &tracked.incident;
-            let owner = batch.unwrap_or(0);
-            if self.claim(i.source(), i.opened_at, claim, owner, now) {
-                if let Some(claimed) = self.get(&i.source()) {
-                    out.push((claimed.clone(), claim));
-                }
+        let policy = self.policy;
+        let (incident, replay) = self.add(activity, batch, now);
+        let resend = batch.map(|b| incident.claimed_by(b)).unwrap_or_default();
+        let due = incident.due(policy.thresholds, now, policy.cooldown, !replay);
+        let mut out: Vec<(Incident, Claim)> =
+            resend.into_iter().map(|c| (incident.clone(), c)).collect();
+        if let Some(claim) = due {
+            if incident.try_claim(claim, batch.unwrap_or(0), now, policy.cooldown) {
+                out.push((incident.clone(), claim));
             }
         }
         out
@@ -410,12 +401,19 @@ impl IncidentMemory {
         (self.incidents.len(), self.weight)
     }
 
-    fn put(&mut self, incident: Incident, now: u64) {
-        self.weight += incident.weight();
-        self.incidents.insert(incident.source(), Box::new(incident));
-        if self.incidents.len() > Self::MAX_INCIDENTS || self.weight > Self::MAX_WEIGHT {
+    /// Holds `incident`, making room first if the memory is full (so the incident just added is
+    /// never the one dropped).
+    fn put(&mut self, incident: Box<Incident>, now: u64) -> &mut Incident {
+        let weight = incident.weight();
+        if self.incidents.len() + 1 > Self::MAX_INCIDENTS || self.weight + weight > Self::MAX_WEIGHT
+        {
             self.make_room(now);
         }
+        self.weight += weight;
+        self.incidents
+            .entry(incident.source())
+            .insert_entry(incident)
+            .into_mut()
     }
 
     /// Drops closed incidents, then the least recently active ones, down to 90% of the limits,

@@ -12,7 +12,8 @@
 //! - `s3_file/*`: one gzip flow log file of 2,000,000 records as S3 delivers it (header line,
 //!   400 interfaces, 40% internal rejects, 20% internet rejects, 40% accepted), streamed into
 //!   alerts, with 10 and with 83,000 distinct internal sources, beside streaming inflate + a
-//!   line count.
+//!   line count; `check_json` is what `check --output json` does with it (alerts written as
+//!   JSON lines as they come).
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,10 +22,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
-use vpc_flow_alert::detect::alert::{alerts_from_memory, Alert, Origin};
+use vpc_flow_alert::detect::alert::{alerts_from_memory, for_each_alert, Alert, Origin};
 use vpc_flow_alert::detect::incident::IncidentMemory;
 use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
 use vpc_flow_alert::input::scan::{Report, Scanner};
+use vpc_flow_alert::present::render;
 use vpc_flow_alert::Config;
 
 const RECORDS: usize = 10_000;
@@ -216,6 +218,23 @@ fn s3(c: &mut Criterion) {
             b.iter(|| {
                 let report = scan_reader(black_box(&file[..]), &config).unwrap();
                 black_box(alerts(&config, &report).len())
+            })
+        });
+        // What `check --output json` does: the alerts written as they come, as JSON lines.
+        group.bench_function(format!("{sources}_sources/check_json"), |b| {
+            b.iter(|| {
+                let report = scan_reader(black_box(&file[..]), &config).unwrap();
+                let mut memory = IncidentMemory::new(config.incidents);
+                let mut out = std::io::BufWriter::new(std::io::sink());
+                for_each_alert(
+                    &mut memory,
+                    report.activities,
+                    (report.fingerprint, 1_764_195_360),
+                    &report.origin,
+                    Some("us-east-1"),
+                    |alert| writeln!(out, "{}", render::json(&alert)).is_ok(),
+                );
+                out.flush().unwrap();
             })
         });
         group.bench_function(format!("{sources}_sources/floor_inflate_lines"), |b| {

@@ -474,7 +474,9 @@ pub fn seconds(timestamp: u64) -> u64 {
 /// empty, which is most of the memory when a delivery has tens of thousands of sources.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    positions: HashMap<IpAddr, u32>,
+    /// A fast hash with a per-process seed instead of the default SipHash: the map is looked
+    /// up once per finding.
+    positions: HashMap<IpAddr, u32, foldhash::fast::RandomState>,
     slices: Vec<Activity>,
     ids: Ids,
 }

@@ -324,11 +324,7 @@ impl<'a> Cursor<'a> {
         // What a space-delimited filter pattern adds to every event: the fields by name, which
         // the record's own message already holds.
         let rest = match rest.strip_prefix(",\"extractedFields\":") {
-            Some(fields) => {
-                let mut c = Cursor(fields);
-                c.string_map()?;
-                c.0
-            }
+            Some(fields) => &fields[compact_string_map_len(fields.as_bytes())?..],
             None => rest,
         };
         self.0 = rest.strip_prefix('}')?;
@@ -360,6 +356,45 @@ impl<'a> Cursor<'a> {
             self.expect(b',')?;
         }
         Some(LogEvent { id, message })
+    }
+}
+
+/// The length of a compact object of strings without escapes, `{"k":"v","k2":"v2"}` (what
+/// CloudWatch Logs writes for `extractedFields`), read a byte at a time: its strings are a few
+/// bytes long, too short for a vectorised search to pay for itself. `None` for anything else
+/// (whitespace, escapes, control characters, other values), which the general reader takes.
+fn compact_string_map_len(b: &[u8]) -> Option<usize> {
+    let string_end = |mut i: usize| -> Option<usize> {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' | 0..=0x1f => return None,
+                _ => i += 1,
+            }
+        }
+    };
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    if b.get(1) == Some(&b'}') {
+        return Some(2);
+    }
+    let mut i = 1;
+    loop {
+        i = string_end(i)?;
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = string_end(i + 1)?;
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
     }
 }
 
@@ -937,6 +972,28 @@ mod tests {
             scan_reader(&padded[..], &config()),
             Err(DecodeError::Cut { .. })
         ));
+    }
+
+    #[test]
+    fn extracted_fields_are_skipped_only_in_their_compact_shape() {
+        let len = |s: &str| compact_string_map_len(s.as_bytes());
+        assert_eq!(len(r#"{"a":"1","srcaddr":"10.0.0.1"}}"#), Some(30));
+        assert_eq!(len("{}rest"), Some(2));
+        for other in [
+            r#"{"a": "1"}"#,
+            r#"{"a":"1\"2"}"#,
+            r#"{"a":1}"#,
+            r#"{"a":{"b":"c"}}"#,
+            r#"{"a":"1",}"#,
+            r#"{"a":"1""#,
+            "{\"a\":\"\n\"}",
+            "",
+        ] {
+            assert_eq!(len(other), None, "{other}");
+        }
+        // Whatever the shortcut declines, serde reads: the same records either way.
+        let spaced = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":1,"message":"m","extractedFields":{ "a" : "1" }}]}"#;
+        assert!(fast_document(spaced.as_bytes()).is_some());
     }
 
     #[test]

@@ -458,15 +458,17 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// The input as one gzip member, inflated by libdeflate into a buffer of the size its trailer
-/// states; `None` when that size is over `limit`, or the input is not exactly one member that
-/// inflates to that size (several members, bytes after it, damage).
+/// states; `None` when that size is over `limit`, the header carries a CRC, or the input is not
+/// exactly one member that inflates to that size (several members, bytes after it, damage).
 pub fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
     use libdeflate_sys::{
         libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress_ex,
         libdeflate_result_LIBDEFLATE_SUCCESS,
     };
     let size = u32::from_le_bytes(*compressed.last_chunk::<4>()?) as usize;
-    if size > limit {
+    // libdeflate skips a header CRC (FHCRC) without checking it; the stream checks it.
+    const FHCRC: u8 = 0x02;
+    if size > limit || compressed.get(3).is_none_or(|flags| flags & FHCRC != 0) {
         return None;
     }
     let mut out = vec![0u8; size];
@@ -1020,6 +1022,26 @@ mod tests {
             decode_data(&b64(&gzip(&vec![b'x'; 4096])), 1000),
             Err(DecodeError::TooLarge { limit: 1000 })
         ));
+        // A header CRC is checked (by the stream: libdeflate would skip it).
+        let mut with_crc = gzip(text.as_bytes());
+        with_crc[3] |= 0x02;
+        let crc = crc32(&with_crc[..10]);
+        with_crc.splice(10..10, crc.to_le_bytes()[..2].iter().copied());
+        assert_eq!(
+            decode_data(&b64(&with_crc), 1 << 20).unwrap(),
+            text.as_bytes()
+        );
+        with_crc[10] ^= 0xff;
+        assert!(matches!(
+            decode_data(&b64(&with_crc), 1 << 20),
+            Err(DecodeError::Gzip(_))
+        ));
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = flate2::Crc::new();
+        crc.update(bytes);
+        crc.sum()
     }
 
     #[test]

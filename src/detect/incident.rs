@@ -259,11 +259,21 @@ impl Tracked {
     /// A retry is not always recognised as one (the store remembers a few recent batches per
     /// source), but its claims always are, by their owner.
     pub fn wanted(&self, batch: Option<u64>, policy: &IncidentPolicy, now: u64) -> Wanted {
-        let i = &self.incident;
-        Wanted {
-            resend: batch.map(|b| i.claimed_by(b)).unwrap_or_default(),
-            due: i.due(policy.thresholds, now, policy.cooldown, !self.replay),
-        }
+        wanted(&self.incident, self.replay, batch, policy, now)
+    }
+}
+
+/// See [`Tracked::wanted`].
+fn wanted(
+    incident: &Incident,
+    replay: bool,
+    batch: Option<u64>,
+    policy: &IncidentPolicy,
+    now: u64,
+) -> Wanted {
+    Wanted {
+        resend: batch.map(|b| incident.claimed_by(b)).unwrap_or_default(),
+        due: incident.due(policy.thresholds, now, policy.cooldown, !replay),
     }
 }
 
@@ -380,8 +390,7 @@ impl IncidentMemory {
     ) -> Vec<(Incident, Claim)> {
         let policy = self.policy;
         let (incident, replay) = self.add(activity, batch, now);
-        let resend = batch.map(|b| incident.claimed_by(b)).unwrap_or_default();
-        let due = incident.due(policy.thresholds, now, policy.cooldown, !replay);
+        let Wanted { resend, due } = wanted(incident, replay, batch, &policy, now);
         let mut out: Vec<(Incident, Claim)> =
             resend.into_iter().map(|c| (incident.clone(), c)).collect();
         if let Some(claim) = due {

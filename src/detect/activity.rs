@@ -50,10 +50,7 @@ impl<T: Ord, const N: usize> Capped<T, N> {
 
     fn insert_at(&mut self, at: usize, make: impl FnOnce() -> T) {
         if self.values.len() < N {
-            let mut values = std::mem::take(&mut self.values).into_vec();
-            values.reserve_exact(1);
-            values.insert(at, make());
-            self.values = values.into_boxed_slice();
+            insert_exact(&mut self.values, at, make());
         } else {
             self.overflow = true;
         }
@@ -74,24 +71,7 @@ impl<T: Ord, const N: usize> Capped<T, N> {
     where
         T: Clone,
     {
-        if other.values.is_empty() {
-            self.overflow |= other.overflow;
-            return;
-        }
-        // One vector for the whole merge (a set of a thousand would otherwise reallocate a
-        // thousand times), back to an exact slice at the end.
-        let mut values = std::mem::take(&mut self.values).into_vec();
-        for v in other.values.iter() {
-            if let Err(at) = values.binary_search(v) {
-                if values.len() < N {
-                    values.insert(at, v.clone());
-                } else {
-                    self.overflow = true;
-                }
-            }
-        }
-        self.values = values.into_boxed_slice();
-        self.overflow |= other.overflow;
+        self.overflow |= merge_sorted(&mut self.values, &other.values, N) | other.overflow;
     }
 
     pub fn len(&self) -> usize {
@@ -119,6 +99,36 @@ impl<T: Ord, const N: usize> Capped<T, N> {
     {
         self.values.iter().take(n).cloned().collect()
     }
+}
+
+/// Puts `value` at `at` in a slice of exactly its values (one reallocation).
+fn insert_exact<T>(values: &mut Box<[T]>, at: usize, value: T) {
+    let mut grown = std::mem::take(values).into_vec();
+    grown.reserve_exact(1);
+    grown.insert(at, value);
+    *values = grown.into_boxed_slice();
+}
+
+/// Adds the values of `other` that `values` lacks, while it holds fewer than `room`, in one
+/// vector for the whole merge (a set of a thousand would otherwise reallocate a thousand
+/// times), back to an exact slice at the end. True when a value did not fit.
+fn merge_sorted<T: Ord + Clone>(values: &mut Box<[T]>, other: &[T], room: usize) -> bool {
+    if other.is_empty() {
+        return false;
+    }
+    let mut merged = std::mem::take(values).into_vec();
+    let mut dropped = false;
+    for v in other {
+        if let Err(at) = merged.binary_search(v) {
+            if merged.len() < room {
+                merged.insert(at, v.clone());
+            } else {
+                dropped = true;
+            }
+        }
+    }
+    *values = merged.into_boxed_slice();
+    dropped
 }
 
 impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
@@ -154,12 +164,9 @@ impl<const N: usize> Addrs<N> {
                 if let Err(at) = self.v4.binary_search(&a) {
                     if full {
                         self.overflow = true;
-                        return;
+                    } else {
+                        insert_exact(&mut self.v4, at, a);
                     }
-                    let mut v4 = std::mem::take(&mut self.v4).into_vec();
-                    v4.reserve_exact(1);
-                    v4.insert(at, a);
-                    self.v4 = v4.into_boxed_slice();
                 }
             }
             IpAddr::V6(a) => {
@@ -179,17 +186,8 @@ impl<const N: usize> Addrs<N> {
     }
 
     pub fn extend_from(&mut self, other: &Addrs<N>) {
-        let mut v4 = std::mem::take(&mut self.v4).into_vec();
-        for &a in other.v4.iter() {
-            if let Err(at) = v4.binary_search(&a) {
-                if v4.len() + self.v6.as_ref().map_or(0, |v| v.len()) < N {
-                    v4.insert(at, a);
-                } else {
-                    self.overflow = true;
-                }
-            }
-        }
-        self.v4 = v4.into_boxed_slice();
+        let room = N.saturating_sub(self.v6.as_ref().map_or(0, |v| v.len()));
+        self.overflow |= merge_sorted(&mut self.v4, &other.v4, room);
         for &a in other.v6.iter().flat_map(|v| v.iter()) {
             self.insert(IpAddr::V6(a));
         }
@@ -259,12 +257,6 @@ impl<const N: usize> AtLeast for Addrs<N> {
 /// a pointer to it: one word per id in a set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Id(Arc<String>);
-
-impl Id {
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
 
 impl From<&str> for Id {
     fn from(text: &str) -> Id {

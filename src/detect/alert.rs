@@ -254,11 +254,10 @@ pub fn alerts_from_memory(
     origin: &Origin,
     region: Option<&str>,
 ) -> Vec<Alert> {
-    let (known, new): (Vec<&Activity>, Vec<&Activity>) = activities
-        .iter()
-        .partition(|a| memory.get(&a.source).is_some());
+    let mut activities: Vec<&Activity> = activities.iter().collect();
+    known_first(memory, &mut activities);
     let mut alerts: Vec<Alert> = Vec::new();
-    for activity in known.into_iter().chain(new) {
+    for activity in activities {
         alerts.extend(claimed(memory, activity, batch, now, origin, region));
     }
     order(&mut alerts);
@@ -279,18 +278,8 @@ pub fn for_each_alert(
     region: Option<&str>,
     mut each: impl FnMut(Alert) -> bool,
 ) {
-    // Sorted in place (a copy of tens of thousands of slices would double the memory): the
-    // known sources first, then the new ones in the order of their alerts.
     let mut activities = activities;
-    let thresholds = memory.policy().thresholds;
-    activities.sort_by_cached_key(|a| match memory.get(&a.source) {
-        Some(_) => None,
-        None => Some((severity_of(thresholds, a), Reverse(a.records), a.source)),
-    });
-    let known = activities
-        .iter()
-        .take_while(|a| memory.get(&a.source).is_some())
-        .count();
+    let known = known_first(memory, &mut activities);
     let mut held: Vec<Alert> = Vec::new();
     for activity in &activities[..known] {
         held.extend(claimed(memory, activity, batch, now, origin, region));
@@ -314,6 +303,27 @@ pub fn for_each_alert(
             return;
         }
     }
+}
+
+/// Puts the slices of sources `memory` holds first, then the new ones in the order of their
+/// alerts (a new source's alert is its slice alone, opened now); sorted in place, since a copy
+/// of tens of thousands of slices would double the memory. How many are known.
+fn known_first<A: std::borrow::Borrow<Activity>>(
+    memory: &IncidentMemory,
+    slices: &mut [A],
+) -> usize {
+    let thresholds = memory.policy().thresholds;
+    slices.sort_by_cached_key(|a| {
+        let a = a.borrow();
+        match memory.get(&a.source) {
+            Some(_) => None,
+            None => Some((severity_of(thresholds, a), Reverse(a.records), a.source)),
+        }
+    });
+    slices
+        .iter()
+        .take_while(|a| memory.get(&a.borrow().source).is_some())
+        .count()
 }
 
 /// The alerts one slice claims, in [`order`].

@@ -73,17 +73,15 @@ impl OutgoingMessage {
             if n == 1 { "" } else { "s" }
         );
         let listed = &alerts[..n.min(DIGEST_LISTED)];
-        let default = serde_json::json!({
-            "type": "digest",
-            "schema_version": SCHEMA_VERSION,
-            "id": format!("digest/{}", fingerprint(alerts)),
-            "severity": severity,
-            "region": region(alerts),
-            "detected_at": detected_at(alerts),
-            "alerts": n,
-            "listed": listed.iter().map(brief_json).collect::<Vec<_>>(),
-        })
-        .to_string();
+        let default = body(
+            "digest",
+            alerts,
+            severity,
+            [
+                ("alerts", n.into()),
+                ("listed", listed.iter().map(brief_json).collect()),
+            ],
+        );
         let mut email = format!(
             "VPC Flow Alert digest: {n} more source{} inside your VPC sent traffic that the network rejected.\n\
              They are beyond MAX_ALERTS_PER_INVOCATION for this batch, so each gets one line here instead of a message.\n\n",
@@ -124,17 +122,15 @@ impl OutgoingMessage {
         let severity = most_severe(alerts);
         let text = page_text(alerts);
         let first = &alerts[0];
-        let default = serde_json::json!({
-            "type": "page",
-            "schema_version": SCHEMA_VERSION,
-            "id": format!("page/{}", fingerprint(alerts)),
-            "severity": severity,
-            "region": region(alerts),
-            "detected_at": detected_at(alerts),
-            "text": text,
-            "alerts": alerts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-        })
-        .to_string();
+        let default = body(
+            "page",
+            alerts,
+            severity,
+            [
+                ("text", text.as_str().into()),
+                ("alerts", alerts.iter().map(|a| a.id.as_str()).collect()),
+            ],
+        );
         OutgoingMessage {
             key: "page".into(),
             covers: Vec::new(),
@@ -192,6 +188,28 @@ pub fn messages_for(alerts: &[Alert], cap: usize, page: bool) -> Vec<OutgoingMes
         messages.push(OutgoingMessage::page(alerts));
     }
     messages
+}
+
+/// The JSON body of a digest or page: the keys both start with (its type, a stable id from
+/// the alerts it covers, where and when), then its own.
+fn body<const N: usize>(
+    kind: &str,
+    alerts: &[Alert],
+    severity: Severity,
+    own: [(&str, serde_json::Value); N],
+) -> String {
+    let mut body = serde_json::json!({
+        "type": kind,
+        "schema_version": SCHEMA_VERSION,
+        "id": format!("{kind}/{}", fingerprint(alerts)),
+        "severity": severity,
+        "region": region(alerts),
+        "detected_at": detected_at(alerts),
+    });
+    for (key, value) in own {
+        body[key] = value;
+    }
+    body.to_string()
 }
 
 fn structured(default: &str, email: &str, sms: &str) -> String {

@@ -25,7 +25,11 @@ use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, Ra
 use crate::detect::activity::Activity;
 use crate::detect::alert::{alerts_from_memory, order, Alert};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
-use crate::input::decode::{scan_json, DecodeError};
+use crate::aws::s3::{s3_client, scan_object, ObjectRead};
+use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
+use crate::input::events::{recognise, Event, EventError, ObjectRef};
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_lambda_events::streams::KinesisEventResponse;
 use crate::input::scan::Report;
 use crate::present::message::{messages_for, OutgoingMessage};
 use crate::recent::DeliveredMessages;
@@ -170,6 +174,65 @@ pub struct Summary {
     pub state_calls: u64,
     /// Sender lookups in EC2 that failed or took too long; the alerts went out without them.
     pub enrich_errors: u64,
+    /// Parts of the event that could not be read (Kinesis records, SQS messages, S3 objects);
+    /// the others were handled.
+    pub failed_items: u64,
+}
+
+/// What an invocation returns: for a Kinesis or SQS batch, the items to retry (Lambda's
+/// partial batch response, `batchItemFailures`); for any other event, its summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub summary: Summary,
+    /// `None` for events other than batches.
+    pub batch: Option<BatchResponse>,
+}
+
+/// One part of an event read: its reports, or why it cannot be read.
+type PartRead = Result<Vec<Report>, String>;
+
+/// The partial batch response of a Kinesis or an SQS batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum BatchResponse {
+    Kinesis(KinesisEventResponse),
+    Sqs(SqsBatchResponse),
+}
+
+impl BatchResponse {
+    /// The identifiers of the failed items: sequence numbers or message ids.
+    pub fn failed(&self) -> Vec<&str> {
+        match self {
+            BatchResponse::Kinesis(r) => r
+                .batch_item_failures
+                .iter()
+                .filter_map(|f| f.item_identifier.as_deref())
+                .collect(),
+            BatchResponse::Sqs(r) => r
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect(),
+        }
+    }
+}
+
+impl Outcome {
+    fn whole(summary: Summary) -> Outcome {
+        Outcome {
+            summary,
+            batch: None,
+        }
+    }
+
+    /// The invocation's result: the partial batch response for a batch, else the summary.
+    pub fn response(&self) -> serde_json::Value {
+        match &self.batch {
+            Some(batch) => serde_json::to_value(batch),
+            None => serde_json::to_value(self.summary),
+        }
+        .unwrap_or_default()
+    }
 }
 
 /// Why an invocation failed. Lambda retries it, then keeps the event in the failure destination.
@@ -177,6 +240,14 @@ pub struct Summary {
 pub enum InvocationError {
     #[error("cannot decode the event: {0}")]
     Decode(#[from] DecodeError),
+    #[error("cannot read the event: {0}")]
+    Event(EventError),
+    #[error("{failed} of the event's objects could not be read (the others' alerts went out); the first: {first}")]
+    Objects {
+        failed: usize,
+        first: String,
+        summary: Summary,
+    },
     #[error("{failed} of {total} alert messages could not be published ({reason}); failing the invocation so that Lambda retries the event")]
     Publish {
         failed: usize,
@@ -190,7 +261,8 @@ pub enum InvocationError {
 impl From<InvocationError> for lambda_runtime::Diagnostic {
     fn from(err: InvocationError) -> Self {
         let error_type = match err {
-            InvocationError::Decode(_) => "VpcFlowAlert.DecodeError",
+            InvocationError::Decode(_) | InvocationError::Event(_) => "VpcFlowAlert.DecodeError",
+            InvocationError::Objects { .. } => "VpcFlowAlert.ObjectError",
             InvocationError::Publish { .. } => "VpcFlowAlert.PublishError",
         };
         lambda_runtime::Diagnostic {
@@ -209,6 +281,8 @@ pub struct Function<S> {
     table: Option<StateTable>,
     /// Who owns the senders' addresses, when ENRICH is on.
     lookup: Option<SenderLookup>,
+    /// Reads the flow log objects S3 notifications name.
+    s3: Option<aws_sdk_s3::Client>,
     /// This instance's incidents: the store itself without a table, else a mirror of what the
     /// table said, used when the table cannot be reached.
     incidents: Mutex<IncidentMemory>,
@@ -273,6 +347,7 @@ impl<S: AlertSink> Function<S> {
             sink,
             table: None,
             lookup: None,
+            s3: None,
             policy,
             clock: unix_now,
         }
@@ -287,6 +362,12 @@ impl<S: AlertSink> Function<S> {
     /// Names the senders' owners through `lookup`.
     pub fn with_lookup(mut self, lookup: SenderLookup) -> Function<S> {
         self.lookup = Some(lookup);
+        self
+    }
+
+    /// Reads the S3 objects that notifications name through `client`.
+    pub fn with_s3(mut self, client: aws_sdk_s3::Client) -> Function<S> {
+        self.s3 = Some(client);
         self
     }
 
@@ -307,7 +388,7 @@ impl<S: AlertSink> Function<S> {
             self.config.engine.incidents.thresholds,
             &report.origin,
         );
-        alert.region.clone_from(&self.config.region);
+        alert.region = report.region.clone().or_else(|| self.config.region.clone());
         alert
     }
 
@@ -330,7 +411,7 @@ impl<S: AlertSink> Function<S> {
                 report.fingerprint,
                 now,
                 &report.origin,
-                self.config.region.as_deref(),
+                report.region.as_deref().or(self.config.region.as_deref()),
             );
             return Decisions {
                 alerts,
@@ -458,13 +539,117 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Handles one event; `deadline` is the invocation's.
+    /// Handles one event of any shape the function reads (see [`crate::input::events`]);
+    /// `deadline` is the invocation's. The parts of one event (the records of a Kinesis batch,
+    /// the objects of a notification) go through the incidents as one delivery, and publish
+    /// once: one page for the invocation. A Kinesis or SQS item that cannot be read is named in
+    /// the outcome's batch item failures while the others' alerts go out; an S3 object that
+    /// cannot be read fails a direct or EventBridge invocation, after the others' alerts.
+    pub async fn invoke(
+        &self,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<Outcome, InvocationError> {
+        // The common case, a CloudWatch Logs event, without a second parse.
+        if payload.trim_ascii_start().starts_with(b"{\"awslogs\"") {
+            return self.handle(payload, deadline).await.map(Outcome::whole);
+        }
+        // Each part of the event: its item id in a batch, and its reports or why it failed.
+        let mut parts: Vec<(Option<String>, PartRead)> = Vec::new();
+        let mut batch = None;
+        match recognise(payload).map_err(InvocationError::Event)? {
+            Event::Logs => return self.handle(payload, deadline).await.map(Outcome::whole),
+            Event::Kinesis(items) => {
+                batch = Some(BatchResponse::Kinesis(KinesisEventResponse::default()));
+                for item in items {
+                    let read = scan_compressed_document(&item.data, &self.config.engine)
+                        .map(|report| vec![report])
+                        .map_err(|e| format!("Kinesis record {}: {e}", item.sequence_number));
+                    parts.push((Some(item.sequence_number), read));
+                }
+            }
+            Event::Objects(objects) => {
+                for object in objects {
+                    let read = match object {
+                        Ok(object) => self.read_objects(&[object]).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    parts.push((None, read));
+                }
+            }
+            Event::Queue(items) => {
+                batch = Some(BatchResponse::Sqs(SqsBatchResponse::default()));
+                for item in items {
+                    let read = match item.objects {
+                        Ok(objects) => self.read_objects(&objects).await,
+                        Err(e) => Err(format!("SQS message {}: {e}", item.message_id)),
+                    };
+                    parts.push((Some(item.message_id), read));
+                }
+            }
+        }
+        let mut reports = Vec::new();
+        let mut errors = Vec::new();
+        for (item, read) in parts {
+            match read {
+                Ok(read) => reports.extend(read),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read this part of the event");
+                    errors.push(err);
+                    match (&mut batch, item) {
+                        (Some(BatchResponse::Kinesis(r)), Some(id)) => r.add_failure(id),
+                        (Some(BatchResponse::Sqs(r)), Some(id)) => r.add_failure(id),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut summary = self.deliver(Report::combine(reports), deadline).await?;
+        summary.failed_items = errors.len() as u64;
+        if batch.is_some() {
+            return Ok(Outcome { summary, batch });
+        }
+        match errors.first() {
+            None => Ok(Outcome::whole(summary)),
+            Some(first) => Err(InvocationError::Objects {
+                failed: errors.len(),
+                first: first.clone(),
+                summary,
+            }),
+        }
+    }
+
+    /// Reads S3 objects; the first that cannot be read is the error.
+    async fn read_objects(&self, objects: &[ObjectRef]) -> PartRead {
+        let Some(client) = &self.s3 else {
+            return Err("an S3 notification, but the function has no S3 client".into());
+        };
+        let mut reports = Vec::with_capacity(objects.len());
+        for object in objects {
+            match scan_object(client, object, &self.config.engine).await {
+                Ok(ObjectRead::Report(report)) => {
+                    tracing::info!(object = %object, "{report}");
+                    reports.push(report);
+                }
+                Ok(ObjectRead::Skipped(why)) => tracing::info!("skipped: {why}"),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Handles a CloudWatch Logs subscription event; `deadline` is the invocation's.
     pub async fn handle(
         &self,
         payload: &[u8],
         deadline: Instant,
     ) -> Result<Summary, InvocationError> {
         let report = scan_json(payload, &self.config.engine)?;
+        self.deliver(report, deadline).await
+    }
+
+    /// Takes one delivery's report through the incidents and publishes what they claim.
+    async fn deliver(&self, report: Report, deadline: Instant) -> Result<Summary, InvocationError> {
         let fingerprint = report.fingerprint;
         let Decisions {
             mut alerts,
@@ -493,6 +678,7 @@ impl<S: AlertSink> Function<S> {
             state_errors,
             state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
             enrich_errors: 0,
+            failed_items: 0,
         };
         if let Some(lookup) = &self.lookup {
             if let Err(err) = lookup.enrich(&mut alerts).await {
@@ -567,6 +753,7 @@ pub fn metrics_line(
                     metric("StateErrors", "Count"),
                     metric("StateCalls", "Count"),
                     metric("EnrichErrors", "Count"),
+                    metric("FailedItems", "Count"),
                     metric("Failed", "Count"),
                     metric("Duration", "Milliseconds"),
                 ],
@@ -582,6 +769,7 @@ pub fn metrics_line(
         "StateErrors": summary.state_errors,
         "StateCalls": summary.state_calls,
         "EnrichErrors": summary.enrich_errors,
+        "FailedItems": summary.failed_items,
         "Failed": u64::from(failed),
         "Duration": duration.as_secs_f64() * 1000.0,
     })
@@ -609,7 +797,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         .map(|name| StateTable::new(dynamodb_client(&aws), name, config.engine.incidents));
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let lookup = config.enrich.then(|| SenderLookup::new(ec2_client(&aws)));
-    let mut function = Function::new(config, sink, RetryPolicy::default());
+    let mut function =
+        Function::new(config, sink, RetryPolicy::default()).with_s3(s3_client(&aws));
     if let Some(table) = table {
         function = function.with_table(table);
     }
@@ -623,19 +812,24 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
             let started = Instant::now();
             let deadline = deadline_instant(event.context.deadline);
             let result = function
-                .handle(event.payload.get().as_bytes(), deadline)
+                .invoke(event.payload.get().as_bytes(), deadline)
                 .await;
             let (summary, failed) = match &result {
-                Ok(s) => (*s, false),
-                Err(InvocationError::Publish { summary, .. }) => (*summary, true),
-                Err(InvocationError::Decode(_)) => (Summary::default(), true),
+                Ok(o) => (o.summary, o.summary.failed_items > 0),
+                Err(
+                    InvocationError::Publish { summary, .. }
+                    | InvocationError::Objects { summary, .. },
+                ) => (*summary, true),
+                Err(InvocationError::Decode(_) | InvocationError::Event(_)) => {
+                    (Summary::default(), true)
+                }
             };
             println!(
                 "{}",
                 metrics_line(function_name, &summary, failed, started.elapsed())
             );
             match &result {
-                Ok(s) => tracing::info!(
+                Ok(Outcome { summary: s, .. }) => tracing::info!(
                     records = s.records,
                     malformed = s.malformed,
                     rejects = s.rejects,
@@ -649,11 +843,12 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                     state_errors = s.state_errors,
                     state_calls = s.state_calls,
                     enrich_errors = s.enrich_errors,
+                    failed_items = s.failed_items,
                     "invocation done"
                 ),
                 Err(err) => tracing::error!(error = %err, "invocation failed"),
             }
-            result
+            result.map(|o| o.response())
         },
     ))
     .await

@@ -1,8 +1,10 @@
 //! The AWS edge: publishing to SNS ([`publish`]), the shared incident table in DynamoDB
-//! ([`state`]) and the senders' owners in EC2 ([`ec2`]), with the SDK configuration they use.
+//! ([`state`]), the senders' owners in EC2 ([`ec2`]) and flow log objects in S3 ([`s3`]),
+//! with the SDK configuration they use.
 
 pub mod ec2;
 pub mod publish;
+pub mod s3;
 pub mod state;
 
 use std::time::Duration;

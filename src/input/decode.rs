@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
+use crate::input::events::{recognise, Event};
 use crate::input::scan::{Report, Scanner};
 
 /// The longest raw record read as a record; longer lines are counted malformed and skipped.
@@ -30,6 +31,8 @@ use crate::input::scan::{Report, Scanner};
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// What a Parquet file starts with (flow logs delivered to S3 may be Parquet).
+const PARQUET_MAGIC: &[u8] = b"PAR1";
 
 /// Why an input cannot be decoded. Every variant says what is wrong with the input.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,18 @@ pub enum DecodeError {
     Json(serde_json::Error),
     #[error("JSON that is neither a CloudWatch Logs subscription event (`awslogs`) nor a CloudWatch Logs document (`messageType`, `logEvents`)")]
     NotAnEvent,
+    #[error("{0}")]
+    Event(crate::input::events::EventError),
+    /// One part of an event (a Kinesis record) cannot be read.
+    #[error("{item}: {cause}")]
+    Item {
+        item: String,
+        cause: Box<DecodeError>,
+    },
+    /// An S3 notification: the records are in the objects it names, which only a reader with
+    /// S3 access can fetch.
+    #[error("an S3 notification naming {} object(s); its objects are read from S3", .0.len())]
+    Notification(Vec<crate::input::events::ObjectRef>),
     #[error("`awslogs.data` is not valid base64: {0}")]
     Base64(base64::DecodeError),
     #[error("`awslogs.data` is not gzip data (it should be base64 of gzip)")]
@@ -52,6 +67,8 @@ pub enum DecodeError {
     Header(crate::flow::format::FormatError),
     #[error("{0}")]
     Io(io::Error),
+    #[error("a Parquet file: flow logs are read as plain text; set the flow log's file format to plain-text (DestinationOptions FileFormat=plain-text)")]
+    Parquet,
     /// The input broke off after some records were read (a partly uploaded object, an
     /// interrupted pipe): what was read is in `read`.
     #[error("{cause} (cut off after {} records; what came before is reported)", read.counts.records)]
@@ -167,27 +184,86 @@ pub fn scan_json(input: &[u8], config: &Config) -> Result<Report, DecodeError> {
         return scan_event_data(&awslogs.data, config);
     }
     if !outer.is_document() {
-        return Err(DecodeError::NotAnEvent);
+        return scan_other_event(input, config);
     }
     outer.check()?;
     Ok(outer.scan(config))
 }
 
+/// The other events the function reads: a Kinesis batch is read here, record by record (the
+/// first record that cannot be read fails the input); S3 notifications give their objects.
+fn scan_other_event(input: &[u8], config: &Config) -> Result<Report, DecodeError> {
+    match recognise(input).map_err(DecodeError::Event)? {
+        Event::Logs => Err(DecodeError::NotAnEvent),
+        Event::Kinesis(items) => items
+            .iter()
+            .map(|item| {
+                scan_compressed_document(&item.data, config).map_err(|cause| DecodeError::Item {
+                    item: format!("Kinesis record {}", item.sequence_number),
+                    cause: Box::new(cause),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Report::combine),
+        Event::Objects(objects) => objects
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map(DecodeError::Notification)
+            .map_err(DecodeError::Event)
+            .and_then(Err),
+        Event::Queue(items) => items
+            .into_iter()
+            .map(|item| item.objects)
+            .collect::<Result<Vec<_>, _>>()
+            .map(|objects| DecodeError::Notification(objects.concat()))
+            .map_err(DecodeError::Event)
+            .and_then(Err),
+    }
+}
+
 fn scan_event_data(data: &str, config: &Config) -> Result<Report, DecodeError> {
     let decoded = decode_data(data, config.max_decoded_bytes)?;
-    let document = match fast_document(&decoded) {
+    scan_document(&decoded)
+        .map(|document| document.scan(config))
+        .map_err(|e| match e {
+            DecodeError::Document(why) if why.is_empty() => DecodeError::Document(
+                "`awslogs.data` does not hold a CloudWatch Logs document".into(),
+            ),
+            other => other,
+        })
+}
+
+/// Scans a gzip CloudWatch Logs document, as a CloudWatch Logs destination writes each
+/// record of its Kinesis stream.
+pub fn scan_compressed_document(compressed: &[u8], config: &Config) -> Result<Report, DecodeError> {
+    if !compressed.starts_with(&GZIP_MAGIC) {
+        return Err(DecodeError::NotGzip);
+    }
+    let decoded = inflate(compressed, config.max_decoded_bytes)?;
+    scan_document(&decoded)
+        .map(|document| document.scan(config))
+        .map_err(|e| match e {
+            DecodeError::Document(why) if why.is_empty() => {
+                DecodeError::Document("the record does not hold a CloudWatch Logs document".into())
+            }
+            other => other,
+        })
+}
+
+/// The checked document in `decoded`; an empty [`DecodeError::Document`] when it is JSON of
+/// another kind.
+fn scan_document(decoded: &[u8]) -> Result<LogsDocument<'_>, DecodeError> {
+    let document = match fast_document(decoded) {
         Some(document) => document,
         None => {
-            serde_json::from_slice(&decoded).map_err(|e| DecodeError::Document(e.to_string()))?
+            serde_json::from_slice(decoded).map_err(|e| DecodeError::Document(e.to_string()))?
         }
     };
     if !document.is_document() {
-        return Err(DecodeError::Document(
-            "`awslogs.data` does not hold a CloudWatch Logs document".into(),
-        ));
+        return Err(DecodeError::Document(String::new()));
     }
     document.check()?;
-    Ok(document.scan(config))
+    Ok(document)
 }
 
 /// Reads the document CloudWatch Logs writes (compact JSON, known keys, no escapes in the
@@ -445,12 +521,18 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
     if !compressed.starts_with(&GZIP_MAGIC) {
         return Err(DecodeError::NotGzip);
     }
-    if let Some(whole) = inflate_whole(&compressed, limit) {
+    inflate(&compressed, limit)
+}
+
+/// Gzip data in one buffer inflated into a buffer of at most `limit` bytes: libdeflate when it
+/// takes the data as is, else the streaming inflater, whose errors name the cause.
+fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if let Some(whole) = inflate_whole(compressed, limit) {
         return Ok(whole);
     }
     let capacity = compressed.len().saturating_mul(8);
     read_capped(
-        MultiGzDecoder::new(&compressed[..]),
+        MultiGzDecoder::new(compressed),
         limit,
         capacity,
         DecodeError::Gzip,
@@ -533,14 +615,27 @@ fn read_capped(
 /// Scans any input, recognised from its content: gzip is inflated as it is read, JSON is
 /// decoded as an event or document, anything else is streamed as raw records.
 pub fn scan_reader(reader: impl Read, config: &Config) -> Result<Report, DecodeError> {
+    scan_reader_from(reader, config, None)
+}
+
+/// [`scan_reader`], with `owner` the account the records are from when they do not say (a
+/// flow log object's key names it).
+pub fn scan_reader_from(
+    reader: impl Read,
+    config: &Config,
+    owner: Option<&str>,
+) -> Result<Report, DecodeError> {
     // Enough bytes to recognise the input, however the source hands them out (a pipe may give
     // one byte at a time).
-    let (head, reader) = peek(reader, |h| h.len() >= GZIP_MAGIC.len()).map_err(DecodeError::Io)?;
+    let (head, reader) = peek(reader, |h| h.len() >= PARQUET_MAGIC.len()).map_err(DecodeError::Io)?;
     if head.starts_with(&GZIP_MAGIC) {
         let inflated = GzipMembers::new(BufReader::with_capacity(64 * 1024, reader));
-        return scan_plain(inflated, config, true);
+        return scan_plain(inflated, config, true, owner);
     }
-    scan_plain(reader, config, false)
+    if head.starts_with(PARQUET_MAGIC) {
+        return Err(DecodeError::Parquet);
+    }
+    scan_plain(reader, config, false, owner)
 }
 
 /// The first bytes of `reader`, read until `enough` says so, the input ends, or [`PEEK_MAX`]
@@ -577,7 +672,12 @@ fn first_content(head: &[u8]) -> Option<u8> {
         .find(|b| !b.is_ascii_whitespace())
 }
 
-fn scan_plain(reader: impl Read, config: &Config, gzip: bool) -> Result<Report, DecodeError> {
+fn scan_plain(
+    reader: impl Read,
+    config: &Config,
+    gzip: bool,
+    owner: Option<&str>,
+) -> Result<Report, DecodeError> {
     let io_error = |e: io::Error| {
         if gzip {
             DecodeError::Gzip(e)
@@ -593,7 +693,7 @@ fn scan_plain(reader: impl Read, config: &Config, gzip: bool) -> Result<Report, 
         let json = read_capped(reader, config.max_decoded_bytes, 0, io_error)?;
         return scan_json(json.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&json), config);
     }
-    scan_lines_with(reader, config, io_error)
+    scan_lines_with(reader, config, io_error, owner)
 }
 
 /// Gzip members one after the other, as `gzip` and `zcat` read them, with the zero padding
@@ -652,7 +752,7 @@ impl<R: BufRead> Read for GzipMembers<R> {
 
 /// Streams raw flow log records; a header line names the fields of the lines after it.
 pub fn scan_lines(reader: impl BufRead, config: &Config) -> Result<Report, DecodeError> {
-    scan_lines_with(reader, config, DecodeError::Io)
+    scan_lines_with(reader, config, DecodeError::Io, None)
 }
 
 /// [`scan_lines`], with `io_error` saying what a read error is (a gzip error, for gzip input).
@@ -661,6 +761,7 @@ fn scan_lines_with(
     mut reader: impl BufRead,
     config: &Config,
     io_error: impl Fn(io::Error) -> DecodeError,
+    owner: Option<&str>,
 ) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
@@ -701,7 +802,7 @@ fn scan_lines_with(
             scanner.use_format(FlowFormat::parse(header).map_err(DecodeError::Header)?);
             continue;
         }
-        scanner.record(text, None);
+        scanner.record(text, owner);
     }
     Ok(scanner.finish(Origin::default()))
 }

@@ -4,7 +4,11 @@
 //! keeps the counts a user sees in the summary. It holds no I/O: the decoder feeds it lines.
 
 use std::borrow::Cow;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -40,6 +44,63 @@ pub struct Report {
     /// The log event ids of a CloudWatch Logs batch, hashed: the same batch delivered twice has
     /// the same fingerprint. `None` for inputs without ids.
     pub fingerprint: Option<u64>,
+    /// The region the input says it came from (an S3 flow log's key), when it says.
+    pub region: Option<String>,
+}
+
+impl Report {
+    /// One report for the parts of one delivery (the records of a Kinesis batch, the objects
+    /// of a notification): counts added up, each source's activity merged, the origin and
+    /// region kept where every part agrees, and a fingerprint of the parts' fingerprints.
+    pub fn combine(parts: Vec<Report>) -> Report {
+        let mut parts = parts.into_iter();
+        let Some(mut whole) = parts.next() else {
+            return Report::default();
+        };
+        let mut at: HashMap<IpAddr, usize> = whole
+            .activities
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.source, i))
+            .collect();
+        let mut fingerprints = vec![whole.fingerprint];
+        for part in parts {
+            let c = &mut whole.counts;
+            c.records += part.counts.records;
+            c.malformed += part.counts.malformed;
+            c.rejects += part.counts.rejects;
+            c.findings += part.counts.findings;
+            c.skipped_data += part.counts.skipped_data;
+            for activity in part.activities {
+                match at.get(&activity.source) {
+                    Some(&i) => whole.activities[i].merge(&activity),
+                    None => {
+                        at.insert(activity.source, whole.activities.len());
+                        whole.activities.push(activity);
+                    }
+                }
+            }
+            let o = &mut whole.origin;
+            if o.log_group != part.origin.log_group {
+                o.log_group = None;
+            }
+            if o.log_stream != part.origin.log_stream {
+                o.log_stream = None;
+            }
+            if whole.region != part.region {
+                whole.region = None;
+            }
+            fingerprints.push(part.fingerprint);
+        }
+        if fingerprints.len() > 1 {
+            whole.fingerprint = fingerprints.iter().any(Option::is_some).then(|| {
+                let mut hasher = DefaultHasher::new();
+                fingerprints.hash(&mut hasher);
+                hasher.finish()
+            });
+        }
+        whole
+    }
 }
 
 /// Scans lines of one input against the configuration.
@@ -102,6 +163,7 @@ impl<'c> Scanner<'c> {
             activities: self.aggregator.finish(origin.log_stream.as_deref()),
             origin,
             fingerprint: None,
+            region: None,
         }
     }
 }

@@ -7,8 +7,9 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::thread;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, RetryPolicy, SnsSink};
+use crate::aws::s3::{BlockingS3, Wanted};
 use crate::aws::{ec2_client, sdk_config};
 use crate::config::{
     env_setting, parse_count, ConfigError, RawConfig, RawSetting, DEFAULT_MAX_DECODED_BYTES,
@@ -28,7 +30,9 @@ use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
 use crate::input::decode::DecodeError;
-use crate::input::files::scan_in_order;
+use crate::input::events::ObjectRef;
+use crate::input::files::{scan_in_order, scan_path};
+use crate::input::scan::Report;
 use crate::present::message::{messages_for, page_line, OutgoingMessage};
 use crate::present::render;
 
@@ -63,9 +67,12 @@ enum Command {
 }
 
 const CHECK_EXAMPLES: &str = "\
-Inputs are recognised from their content: a Lambda event ({\"awslogs\":{\"data\":...}}), a \
-decoded CloudWatch Logs document, or raw flow log records as delivered to S3 (plain or .gz, \
-with or without a header line). A per-input summary goes to stderr.
+Inputs are recognised from their content: a Lambda event (a CloudWatch Logs subscription \
+event {\"awslogs\":{\"data\":...}}, a Kinesis batch from a CloudWatch Logs destination, or an \
+S3 object-created notification, direct, in SQS messages or from EventBridge, whose objects are \
+read from S3), a decoded CloudWatch Logs document, raw flow log records as delivered to S3 \
+(plain or .gz, with or without a header line), or s3://BUCKET/KEY. S3 is read with the usual \
+AWS credentials and region. A per-input summary goes to stderr.
 
 Exit status: 0 when every input was read, alerts or not; 1 when an input cannot be read or \
 decoded; 2 for usage and configuration errors.
@@ -79,6 +86,8 @@ Examples:
   vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
       --format '${srcaddr} ${pkt-srcaddr} ${dstaddr} ${dstport} ${action}' \\
       file.log
+  vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
+      s3://my-flow-logs/AWSLogs/111122223333/vpcflowlogs/us-east-1/2026/11/27/file.log.gz
   vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
       --port-threshold 20 --host-threshold 5 events/port-scan.json
   vpc-flow-alert check --vpc-cidr 10.0.0.0/16 \\
@@ -152,7 +161,7 @@ struct CheckArgs {
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
 
-    /// Files to read; `-` reads standard input.
+    /// Files to read; `-` reads standard input, `s3://BUCKET/KEY` an object in S3.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
 }
@@ -348,7 +357,27 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         usize::from,
     );
     let mut stopped: Option<ExitCode> = None;
-    scan_in_order(&args.files, &config, jobs, |path, read| {
+    // S3, for `s3://` inputs and the objects of S3 notifications, started when first needed.
+    let s3: OnceLock<Result<BlockingS3, String>> = OnceLock::new();
+    let scan = |path: &Path| -> Result<Report, DecodeError> {
+        let named = path.to_str().and_then(ObjectRef::from_url);
+        let (objects, wanted) = match named {
+            Some(object) => (vec![object], Wanted::Any),
+            None => match scan_path(path, &config) {
+                Err(DecodeError::Notification(objects)) => (objects, Wanted::FlowLogKeys),
+                read => return read,
+            },
+        };
+        let s3 = s3
+            .get_or_init(|| BlockingS3::new().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| DecodeError::Io(io::Error::other(format!("cannot start S3: {e}"))))?;
+        let name = path.display();
+        s3.scan(&objects, &config, wanted, |why| {
+            eprintln!("vpc-flow-alert: {name}: skipped {why}")
+        })
+    };
+    scan_in_order(&args.files, scan, jobs, |path, read| {
         if args.per_input {
             incidents = IncidentMemory::new(config.incidents);
         }

@@ -19,20 +19,20 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
+use crate::aws::s3::{s3_client, scan_object, ObjectRead, Wanted};
 use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
 use crate::detect::alert::{alerts_from_memory, order, Alert};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
-use crate::aws::s3::{s3_client, scan_object, ObjectRead};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
 use crate::input::events::{recognise, Event, EventError, ObjectRef};
-use aws_lambda_events::sqs::SqsBatchResponse;
-use aws_lambda_events::streams::KinesisEventResponse;
 use crate::input::scan::Report;
 use crate::present::message::{messages_for, OutgoingMessage};
 use crate::recent::DeliveredMessages;
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_lambda_events::streams::KinesisEventResponse;
 
 pub const ENV_SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 pub const ENV_DRY_RUN: &str = "DRY_RUN";
@@ -626,7 +626,7 @@ impl<S: AlertSink> Function<S> {
         };
         let mut reports = Vec::with_capacity(objects.len());
         for object in objects {
-            match scan_object(client, object, &self.config.engine).await {
+            match scan_object(client, object, &self.config.engine, Wanted::FlowLogKeys).await {
                 Ok(ObjectRead::Report(report)) => {
                     tracing::info!(object = %object, "{report}");
                     reports.push(report);
@@ -797,8 +797,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         .map(|name| StateTable::new(dynamodb_client(&aws), name, config.engine.incidents));
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let lookup = config.enrich.then(|| SenderLookup::new(ec2_client(&aws)));
-    let mut function =
-        Function::new(config, sink, RetryPolicy::default()).with_s3(s3_client(&aws));
+    let mut function = Function::new(config, sink, RetryPolicy::default()).with_s3(s3_client(&aws));
     if let Some(table) = table {
         function = function.with_table(table);
     }
@@ -955,6 +954,80 @@ mod tests {
             .filter(|(k, _)| k.as_str() != "page")
             .map(|(_, s)| s)
             .collect()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A Kinesis batch as Lambda delivers it: each record's data a gzip document.
+    fn kinesis(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        use base64::Engine as _;
+        let records: Vec<_> = records
+            .iter()
+            .map(|(seq, data)| {
+                serde_json::json!({"eventSource": "aws:kinesis", "eventID": format!("shardId-000:{seq}"),
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "p", "sequenceNumber": seq,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "approximateArrivalTimestamp": 1764237600.5}})
+            })
+            .collect();
+        serde_json::json!({"Records": records})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_kinesis_batch_names_its_unreadable_record_and_alerts_for_the_others() {
+        let f = function("3600");
+        let batch = kinesis(&[
+            ("101", gzip(&sources(&["10.0.0.1"], 0))),
+            ("102", b"not gzip".to_vec()),
+            ("103", gzip(&sources(&["10.0.0.2", "10.0.0.1"], 10))),
+        ]);
+        let outcome = f.invoke(&batch, later()).await.unwrap();
+        let batch_response = outcome.batch.as_ref().unwrap();
+        assert_eq!(batch_response.failed(), vec!["102"]);
+        assert_eq!(
+            outcome.response(),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "102"}]})
+        );
+        assert_eq!(outcome.summary.failed_items, 1);
+        assert_eq!(outcome.summary.findings, 3);
+        // Both sources alert once, from one delivery: one page for the batch.
+        assert_eq!(subjects(&f).len(), 2, "{:?}", subjects(&f));
+        let pages = f.sink.as_ref().unwrap().calls.lock().unwrap().concat();
+        assert_eq!(pages.iter().filter(|k| k.as_str() == "page").count(), 1);
+        // Lambda retries from the failed record on: what was reported stays quiet.
+        let retry = kinesis(&[
+            ("102", b"not gzip".to_vec()),
+            ("103", gzip(&sources(&["10.0.0.2", "10.0.0.1"], 10))),
+        ]);
+        let outcome = f.invoke(&retry, later()).await.unwrap();
+        assert_eq!(outcome.batch.unwrap().failed(), vec!["102"]);
+        assert_eq!(subjects(&f).len(), 2, "nothing sent again");
+    }
+
+    #[tokio::test]
+    async fn an_event_of_another_shape_fails_and_names_what_is_read() {
+        let f = function("3600");
+        let err = f
+            .invoke(br#"{"Records":[{"EventSource":"aws:sns"}]}"#, later())
+            .await;
+        let err = err.unwrap_err().to_string();
+        assert!(
+            err.contains("neither a CloudWatch Logs") && err.contains("no `eventSource`"),
+            "{err}"
+        );
+        let err = f
+            .invoke(br#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"AWSLogs/111122223333/vpcflowlogs/us-east-1/x.log.gz"}}}]}"#, later())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no S3 client"), "{err}");
     }
 
     #[tokio::test]

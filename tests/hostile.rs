@@ -137,6 +137,18 @@ fn cases() -> Vec<Case> {
         ),
         case("nested.json", nested, 1, "neither a CloudWatch Logs"),
         case(
+            "kinesis-bad-record.json",
+            br#"{"Records":[{"eventSource":"aws:kinesis","kinesis":{"sequenceNumber":"4961","data":"aGVsbG8=","approximateArrivalTimestamp":1764237600.5}}]}"#.to_vec(),
+            1,
+            "Kinesis record 4961: not gzip data",
+        ),
+        case(
+            "flows.parquet",
+            b"PAR1\x15\x04\x15\x10".to_vec(),
+            1,
+            "a Parquet file: flow logs are read as plain text",
+        ),
+        case(
             "nested-object.json",
             format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000)).into_bytes(),
             1,

@@ -45,21 +45,34 @@ pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
-/// Reads one object: skipped when its key is not a flow log's, refused when it is Parquet,
-/// else streamed and scanned. The report names the key's region, and its fingerprint is the
-/// object's identity, so that a notification delivered twice is recognised.
+/// Which objects to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// Only those whose key is in the layout flow logs write (what a notification names:
+    /// the bucket may hold other objects).
+    FlowLogKeys,
+    /// Any object (one a user named).
+    Any,
+}
+
+/// Reads one object: skipped when only flow log keys are wanted and its key is not one,
+/// refused when it is Parquet, else streamed and scanned. The report names the key's region,
+/// and its fingerprint is the object's identity, so that a notification delivered twice is
+/// recognised.
 pub async fn scan_object(
     client: &aws_sdk_s3::Client,
     object: &ObjectRef,
     config: &Config,
+    wanted: Wanted,
 ) -> Result<ObjectRead, ObjectError> {
     let named = object.to_string();
-    let Some(layout) = flow_log_key(&object.key) else {
+    let layout = flow_log_key(&object.key);
+    if layout.is_none() && wanted == Wanted::FlowLogKeys {
         return Ok(ObjectRead::Skipped(format!(
             "{named}: not a flow log object (its key is not under AWSLogs/ACCOUNT/vpcflowlogs/REGION/)"
         )));
-    };
-    if layout.parquet {
+    }
+    if object.key.ends_with(".parquet") {
         return Err(ObjectError::Decode {
             object: named,
             cause: DecodeError::Parquet,
@@ -77,7 +90,7 @@ pub async fn scan_object(
         })?;
     let (send, receive) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let config = config.clone();
-    let owner = layout.account.clone();
+    let owner = layout.as_ref().map(|l| l.account.clone());
     let reading = tokio::task::spawn_blocking(move || {
         scan_reader_from(
             Chunks {
@@ -85,7 +98,7 @@ pub async fn scan_object(
                 chunk: Bytes::new(),
             },
             &config,
-            Some(&owner),
+            owner.as_deref(),
         )
     });
     let mut body = output.body;
@@ -117,7 +130,7 @@ pub async fn scan_object(
             lines: counts.records,
         });
     }
-    report.region = Some(layout.region);
+    report.region = layout.map(|l| l.region);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (&object.bucket, &object.key, &object.version).hash(&mut hasher);
     report.fingerprint = Some(hasher.finish());
@@ -142,5 +155,51 @@ impl Read for Chunks {
         buf[..n].copy_from_slice(&self.chunk[..n]);
         self.chunk = self.chunk.slice(n..);
         Ok(n)
+    }
+}
+
+/// S3 for a program without a runtime of its own (`check`): reads objects from any thread.
+pub struct BlockingS3 {
+    runtime: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+}
+
+impl BlockingS3 {
+    /// A client with the usual AWS credentials and region.
+    pub fn new() -> io::Result<BlockingS3> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let client = runtime.block_on(async { s3_client(&super::sdk_config().await) });
+        Ok(BlockingS3 { runtime, client })
+    }
+
+    /// Reads `objects` as one input; `skipped` hears of each object left alone.
+    pub fn scan(
+        &self,
+        objects: &[ObjectRef],
+        config: &Config,
+        wanted: Wanted,
+        skipped: impl Fn(&str),
+    ) -> Result<Report, DecodeError> {
+        let mut reports = Vec::with_capacity(objects.len());
+        for object in objects {
+            let read = self
+                .runtime
+                .block_on(scan_object(&self.client, object, config, wanted));
+            match read {
+                Ok(ObjectRead::Report(report)) => reports.push(report),
+                Ok(ObjectRead::Skipped(why)) => skipped(&why),
+                Err(ObjectError::Decode { object, cause }) => {
+                    return Err(DecodeError::Item {
+                        item: object,
+                        cause: Box::new(cause),
+                    })
+                }
+                Err(other) => return Err(DecodeError::Io(io::Error::other(other.to_string()))),
+            }
+        }
+        Ok(Report::combine(reports))
     }
 }

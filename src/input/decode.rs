@@ -55,7 +55,9 @@ pub enum DecodeError {
     Notification(Vec<crate::input::events::ObjectRef>),
     #[error("`awslogs.data` is not valid base64: {0}")]
     Base64(base64::DecodeError),
-    #[error("`awslogs.data` is not gzip data (it should be base64 of gzip)")]
+    #[error(
+        "not gzip data (`awslogs.data` is base64 of gzip, and each Kinesis record's data is gzip)"
+    )]
     NotGzip,
     #[error("bad or truncated gzip data: {0}")]
     Gzip(io::Error),
@@ -627,7 +629,8 @@ pub fn scan_reader_from(
 ) -> Result<Report, DecodeError> {
     // Enough bytes to recognise the input, however the source hands them out (a pipe may give
     // one byte at a time).
-    let (head, reader) = peek(reader, |h| h.len() >= PARQUET_MAGIC.len()).map_err(DecodeError::Io)?;
+    let (head, reader) =
+        peek(reader, |h| h.len() >= PARQUET_MAGIC.len()).map_err(DecodeError::Io)?;
     if head.starts_with(&GZIP_MAGIC) {
         let inflated = GzipMembers::new(BufReader::with_capacity(64 * 1024, reader));
         return scan_plain(inflated, config, true, owner);

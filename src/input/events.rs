@@ -14,6 +14,7 @@ use std::fmt;
 use aws_lambda_events::kinesis::KinesisRecord;
 use aws_lambda_events::s3::S3Entity;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// An event, by shape.
 #[derive(Debug)]
@@ -66,6 +67,18 @@ pub enum EventError {
     Record(String),
 }
 
+impl ObjectRef {
+    /// `s3://bucket/key`, as the AWS CLI writes it.
+    pub fn from_url(url: &str) -> Option<ObjectRef> {
+        let (bucket, key) = url.strip_prefix("s3://")?.split_once('/')?;
+        (!bucket.is_empty() && !key.is_empty()).then(|| ObjectRef {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: None,
+        })
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.key)
@@ -97,7 +110,8 @@ struct AnyEvent {
 struct AnyRecord {
     event_source: Option<String>,
     kinesis: Option<KinesisRecord>,
-    s3: Option<S3Entity>,
+    /// Read record by record: one that cannot be read fails alone.
+    s3: Option<Box<RawValue>>,
     message_id: Option<String>,
     body: Option<String>,
 }
@@ -176,7 +190,11 @@ pub fn recognise(payload: &[u8]) -> Result<Event, EventError> {
         "" if records.is_empty() => Err(EventError::Unknown("`Records` is empty".into())),
         other => Err(EventError::Unknown(format!(
             "records from {}; this function reads aws:kinesis, aws:s3 and aws:sqs records",
-            if other.is_empty() { "an unnamed source (no `eventSource`)".into() } else { format!("`{other}`") }
+            if other.is_empty() {
+                "an unnamed source (no `eventSource`)".into()
+            } else {
+                format!("`{other}`")
+            }
         ))),
     }
 }
@@ -212,9 +230,10 @@ fn eventbridge(
     Ok(Event::Objects(vec![object]))
 }
 
-fn notified_object(entity: Option<S3Entity>) -> Result<ObjectRef, EventError> {
+fn notified_object(entity: Option<Box<RawValue>>) -> Result<ObjectRef, EventError> {
     let missing = || EventError::Record("an S3 record without a bucket name or object key".into());
-    let entity = entity.ok_or_else(missing)?;
+    let entity: S3Entity = serde_json::from_str(entity.ok_or_else(missing)?.get())
+        .map_err(|e| EventError::Record(format!("an S3 record that cannot be read: {e}")))?;
     let bucket = entity.bucket.name.ok_or_else(missing)?;
     let key = entity.object.key.ok_or_else(missing)?;
     Ok(ObjectRef {
@@ -286,8 +305,6 @@ fn url_decode(key: &str) -> String {
 pub struct FlowLogKey {
     pub account: String,
     pub region: String,
-    /// Parquet files (`.parquet`), which this function does not read.
-    pub parquet: bool,
 }
 
 /// The account and region of a flow log object's key; `None` when the key is not in the
@@ -308,12 +325,7 @@ pub fn flow_log_key(key: &str) -> Option<FlowLogKey> {
     if service != "vpcflowlogs" || !valid_account || region.is_empty() {
         return None;
     }
-    let file = parts.last().copied().unwrap_or_default();
-    Some(FlowLogKey {
-        account,
-        region,
-        parquet: file.ends_with(".parquet"),
-    })
+    Some(FlowLogKey { account, region })
 }
 
 #[cfg(test)]
@@ -347,8 +359,8 @@ mod tests {
     #[test]
     fn sqs_messages_hold_notifications_and_the_test_event_names_nothing() {
         let body = serde_json::to_string(&format!(r#"{{"Records":[{S3_RECORD}]}}"#)).unwrap();
-        let test = serde_json::to_string(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#)
-            .unwrap();
+        let test =
+            serde_json::to_string(r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#).unwrap();
         let event = format!(
             r#"{{"Records":[{{"messageId":"m1","eventSource":"aws:sqs","body":{body}}},
                 {{"messageId":"m2","eventSource":"aws:sqs","body":{test}}},
@@ -361,7 +373,10 @@ mod tests {
         assert_eq!(items[0].objects.as_ref().unwrap()[0].bucket, "logs");
         assert_eq!(items[1].objects, Ok(vec![]));
         let err = items[2].objects.as_ref().unwrap_err().to_string();
-        assert!(err.contains("SQS message m3 does not hold an S3 notification"), "{err}");
+        assert!(
+            err.contains("SQS message m3 does not hold an S3 notification"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -414,13 +429,14 @@ mod tests {
             Some(FlowLogKey {
                 account: "111122223333".into(),
                 region: "eu-west-1".into(),
-                parquet: false
             })
         );
         assert_eq!(flow_log_key(hive).unwrap().region, "us-east-2");
-        assert!(flow_log_key("AWSLogs/111122223333/vpcflowlogs/us-east-1/x.parquet")
-            .unwrap()
-            .parquet);
+        assert_eq!(
+            ObjectRef::from_url("s3://logs/AWSLogs/x.log.gz").map(|o| o.to_string()),
+            Some("s3://logs/AWSLogs/x.log.gz".into())
+        );
+        assert_eq!(ObjectRef::from_url("s3://logs/"), None);
         assert_eq!(
             flow_log_key("AWSLogs/111122223333/CloudTrail/us-east-1/x.json.gz"),
             None

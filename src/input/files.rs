@@ -20,25 +20,26 @@ pub fn scan_path(path: &Path, config: &Config) -> Result<Report, DecodeError> {
     scan_reader(file, config)
 }
 
-/// Scans `paths` on `jobs` threads and gives each result to `each` in the order of `paths`,
+/// Scans `paths` with `scan` on `jobs` threads and gives each result to `each` in the order of `paths`,
 /// as soon as it and those before it are ready. Worker `w` takes the inputs `w`, `w + jobs`,
 /// ... and is at most one result ahead of the consumer, so memory holds at most `2 * jobs`
 /// reports, whatever the number of inputs. `each` returns false to stop early.
 pub fn scan_in_order(
     paths: &[PathBuf],
-    config: &Config,
+    scan: impl Fn(&Path) -> Result<Report, DecodeError> + Sync,
     jobs: usize,
     mut each: impl FnMut(&Path, Result<Report, DecodeError>) -> bool,
 ) {
     let jobs = jobs.clamp(1, paths.len().max(1));
     if jobs == 1 {
         for path in paths {
-            if !each(path, scan_path(path, config)) {
+            if !each(path, scan(path)) {
                 return;
             }
         }
         return;
     }
+    let scan = &scan;
     thread::scope(|scope| {
         let receivers: Vec<_> = (0..jobs)
             .map(|w| {
@@ -46,7 +47,7 @@ pub fn scan_in_order(
                 scope.spawn(move || {
                     for path in paths.iter().skip(w).step_by(jobs) {
                         // The consumer hung up (it stopped early): nothing more to do.
-                        if send.send(scan_path(path, config)).is_err() {
+                        if send.send(scan(path)).is_err() {
                             return;
                         }
                     }
@@ -87,10 +88,15 @@ mod tests {
             .collect();
         for jobs in [1, 2, 3, 16] {
             let mut seen = Vec::new();
-            scan_in_order(&paths, &config, jobs, |path, result| {
-                seen.push((path.to_owned(), result.map(|r| r.counts.findings).ok()));
-                true
-            });
+            scan_in_order(
+                &paths,
+                |p| scan_path(p, &config),
+                jobs,
+                |path, result| {
+                    seen.push((path.to_owned(), result.map(|r| r.counts.findings).ok()));
+                    true
+                },
+            );
             let expected: Vec<_> = paths
                 .iter()
                 .enumerate()
@@ -99,10 +105,15 @@ mod tests {
             assert_eq!(seen, expected, "{jobs} jobs");
         }
         let mut taken = 0;
-        scan_in_order(&paths, &config, 2, |_, _| {
-            taken += 1;
-            taken < 3
-        });
+        scan_in_order(
+            &paths,
+            |p| scan_path(p, &config),
+            2,
+            |_, _| {
+                taken += 1;
+                taken < 3
+            },
+        );
         assert_eq!(taken, 3, "stopping early stops");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -46,9 +46,19 @@ pub struct Report {
     pub fingerprint: Option<u64>,
     /// The region the input says it came from (an S3 flow log's key), when it says.
     pub region: Option<String>,
+    /// Sources whose region is not `region`: parts of one delivery from several regions.
+    pub source_regions: HashMap<IpAddr, String>,
 }
 
 impl Report {
+    /// The region `source`'s records came from, when the input says.
+    pub fn region_of(&self, source: IpAddr) -> Option<&str> {
+        self.source_regions
+            .get(&source)
+            .or(self.region.as_ref())
+            .map(String::as_str)
+    }
+
     /// One report for the parts of one delivery (the records of a Kinesis batch, the objects
     /// of a notification): counts added up, each source's activity merged, the origin and
     /// region kept where every part agrees, and a fingerprint of the parts' fingerprints.
@@ -71,6 +81,26 @@ impl Report {
             c.rejects += part.counts.rejects;
             c.findings += part.counts.findings;
             c.skipped_data += part.counts.skipped_data;
+            if whole.region != part.region || !whole.source_regions.is_empty() {
+                // Parts from several regions: each source keeps its part's region.
+                if let Some(region) = whole.region.take() {
+                    for a in &whole.activities {
+                        whole
+                            .source_regions
+                            .entry(a.source)
+                            .or_insert(region.clone());
+                    }
+                }
+                if let Some(region) = &part.region {
+                    for a in &part.activities {
+                        whole
+                            .source_regions
+                            .entry(a.source)
+                            .or_insert(region.clone());
+                    }
+                }
+                whole.source_regions.extend(part.source_regions);
+            }
             for activity in part.activities {
                 match at.get(&activity.source) {
                     Some(&i) => whole.activities[i].merge(&activity),
@@ -86,9 +116,6 @@ impl Report {
             }
             if o.log_stream != part.origin.log_stream {
                 o.log_stream = None;
-            }
-            if whole.region != part.region {
-                whole.region = None;
             }
             fingerprints.push(part.fingerprint);
         }
@@ -164,6 +191,7 @@ impl<'c> Scanner<'c> {
             origin,
             fingerprint: None,
             region: None,
+            source_regions: HashMap::new(),
         }
     }
 }
@@ -201,6 +229,56 @@ mod tests {
 
     fn config() -> Config {
         Config::with_vpc_cidrs("172.31.0.0/16").unwrap()
+    }
+
+    fn part(lines: &[&str], region: &str, fingerprint: u64) -> Report {
+        let config = config();
+        let mut scanner = Scanner::new(&config);
+        for line in lines {
+            scanner.record(line, None);
+        }
+        let mut report = scanner.finish(Origin::default());
+        report.region = Some(region.into());
+        report.fingerprint = Some(fingerprint);
+        report
+    }
+
+    #[test]
+    fn parts_of_one_delivery_combine_per_source_and_keep_each_sources_region() {
+        let probe = |src: &str, port: u16| {
+            format!("2 1 eni-1 {src} 172.31.0.9 40000 {port} 6 1 40 1 2 REJECT OK")
+        };
+        let (a1, a2, b) = (
+            probe("172.31.0.1", 22),
+            probe("172.31.0.1", 23),
+            probe("172.31.0.2", 22),
+        );
+        let one = part(&[&a1], "us-east-1", 1);
+        let two = part(&[&a2, &b], "eu-west-1", 2);
+        let whole = Report::combine(vec![one.clone(), two.clone()]);
+        assert_eq!((whole.counts.records, whole.counts.findings), (3, 3));
+        assert_eq!(whole.activities.len(), 2);
+        assert_eq!(
+            whole.activities[0].ports.len(),
+            2,
+            "one source's parts merged"
+        );
+        let source = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(whole.region_of(source("172.31.0.1")), Some("us-east-1"));
+        assert_eq!(whole.region_of(source("172.31.0.2")), Some("eu-west-1"));
+        // The same parts give the same fingerprint, other parts another.
+        let again = Report::combine(vec![one.clone(), two.clone()]);
+        assert_eq!(whole.fingerprint, again.fingerprint);
+        assert_ne!(
+            whole.fingerprint,
+            Report::combine(vec![two, one]).fingerprint
+        );
+        let same_region = Report::combine(vec![
+            part(&[&a1], "us-east-1", 1),
+            part(&[&b], "us-east-1", 3),
+        ]);
+        assert_eq!(same_region.region.as_deref(), Some("us-east-1"));
+        assert!(same_region.source_regions.is_empty());
     }
 
     #[test]

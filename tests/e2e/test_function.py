@@ -9,7 +9,8 @@ import subprocess
 from conftest import BIN, REGION, ROOT, VPC_CIDRS
 
 SUMMARY_KEYS = {"records", "malformed", "rejects", "findings", "skipped_data", "sources", "alerts", "published",
-                "suppressed", "digested", "state_errors", "state_calls", "enrich_errors"}
+                "suppressed", "digested", "state_errors", "state_calls", "enrich_errors",
+                "failed_items"}
 # What differs between two runs of the same input: when the incident opened.
 TIMING_KEYS = ("incident", "id", "opened_at", "detected_at")
 
@@ -67,7 +68,7 @@ def test_alerts_reach_the_subscriber_as_check_shows_them(subscriber, moto, start
     assert summary == {"records": 26, "malformed": 0, "rejects": 25, "findings": 25, "skipped_data": 0,
                        "sources": 1, "alerts": 1,
                        "published": 2, "suppressed": 0, "digested": 0, "state_errors": 0, "state_calls": 0,
-                       "enrich_errors": 0}
+                       "enrich_errors": 0, "failed_items": 0}
     kind, summary, _ = runtime.invoke(event_file("internal-reject"))
     assert summary["published"] == 2
 

@@ -85,13 +85,15 @@ SAM := $(DEPLOY_VENV)/bin/sam
 AWS_DEFAULT_REGION ?= us-east-1
 export AWS_DEFAULT_REGION
 
-## template: the template as written (cfn-lint, sam validate), then as deployed: expanded by the
-## SAM translator offline into .aws-sam/expanded.json, its roles checked for actions on `*`,
-## and cfn-lint with informational checks on it; then an offline `sam build`.
+## template: the templates as written (cfn-lint, sam validate; member.yaml for member accounts),
+## then as deployed: expanded by the SAM translator offline into .aws-sam/expanded.json, its
+## roles checked for actions on `*`, and cfn-lint with informational checks on it; each Mode
+## (subscription, organization, s3) with its conditions evaluated (tests/deployed/test_modes.py);
+## then an offline `sam build`.
 ## The guided deploy is driven through its prompts against moto (tests/deployed/test_guided.py).
 EXPANDED := .aws-sam/expanded.json
 template: $(DEPLOY_VENV)/.installed $(VENV)/.installed
-	$(DEPLOY_VENV)/bin/cfn-lint template.yaml
+	$(DEPLOY_VENV)/bin/cfn-lint template.yaml member.yaml
 	$(DEPLOY_VENV)/bin/python tests/deployed/check_deployed.py $(EXPANDED)
 	$(DEPLOY_VENV)/bin/cfn-lint --include-checks I -- $(EXPANDED)
 	SAM=$(SAM) $(VENV)/bin/python -m pytest -q tests/deployed
@@ -111,7 +113,7 @@ $(POLICY_VENV)/.installed: tests/requirements-policy.txt
 ## skip in template.yaml).
 policy: $(POLICY_VENV)/.installed $(DEPLOY_VENV)/.installed
 	$(DEPLOY_VENV)/bin/python tests/deployed/check_deployed.py $(EXPANDED)
-	$(POLICY_VENV)/bin/checkov -f template.yaml -f $(EXPANDED) --framework cloudformation --skip-download --compact --quiet
+	$(POLICY_VENV)/bin/checkov -f template.yaml -f member.yaml -f $(EXPANDED) --framework cloudformation --skip-download --compact --quiet
 
 ## deny: licenses, bans and sources of every dependency (deny.toml says why each exception
 ## exists); advisories too when the RustSec database can be fetched.

@@ -14,16 +14,22 @@
 //!   alerts, with 10 and with 83,000 distinct internal sources, beside streaming inflate + a
 //!   line count; `check_json` is what `check --output json` does with it (alerts written as
 //!   JSON lines as they come).
+//! - `kinesis/*`: a Kinesis batch as a CloudWatch Logs destination fills it: 100 records, each
+//!   a gzip document of 4,500 REJECT records (about 1 MB of JSON) from one of two accounts,
+//!   handled by a dry-run function (decode, incidents, messages; no SNS), beside base64-simd +
+//!   libdeflate over the same records.
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
+use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
 use vpc_flow_alert::detect::alert::{alerts_from_memory, for_each_alert, Alert, Origin};
 use vpc_flow_alert::detect::incident::IncidentMemory;
+use vpc_flow_alert::function::{Function, FunctionConfig};
 use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
 use vpc_flow_alert::input::scan::{Report, Scanner};
 use vpc_flow_alert::present::render;
@@ -89,11 +95,24 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn event(records: &[String], extracted: bool) -> Vec<u8> {
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(&document(
+        records,
+        extracted,
+        "123456789012",
+        0,
+    )));
+    serde_json::json!({"awslogs": {"data": data}})
+        .to_string()
+        .into_bytes()
+}
+
+/// A CloudWatch Logs document of `records` from the account `owner`, ids from `first_id`.
+fn document(records: &[String], extracted: bool, owner: &str, first_id: usize) -> Vec<u8> {
     let events: Vec<_> = records
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut e = serde_json::json!({"id": format!("{:056}", i), "timestamp": 1764195360000u64, "message": m});
+            let mut e = serde_json::json!({"id": format!("{:056}", first_id + i), "timestamp": 1764195360000u64, "message": m});
             if extracted {
                 let fields: serde_json::Map<String, serde_json::Value> = FIELDS
                     .iter()
@@ -105,13 +124,43 @@ fn event(records: &[String], extracted: bool) -> Vec<u8> {
             e
         })
         .collect();
-    let doc = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "123456789012",
+    serde_json::json!({"messageType": "DATA_MESSAGE", "owner": owner,
         "logGroup": "/vpc/flow-logs", "logStream": "eni-0a1b2c3d4e5f60718-all",
-        "subscriptionFilters": ["rejects"], "logEvents": events});
-    let data = base64::engine::general_purpose::STANDARD.encode(gzip(doc.to_string().as_bytes()));
-    serde_json::json!({"awslogs": {"data": data}})
-        .to_string()
-        .into_bytes()
+        "subscriptionFilters": ["rejects"], "logEvents": events})
+    .to_string()
+    .into_bytes()
+}
+
+/// Documents in a Kinesis batch, and REJECT records in each (about 1 MB of JSON).
+const KINESIS_DOCUMENTS: usize = 100;
+const DOCUMENT_RECORDS: usize = 4_500;
+
+/// A Kinesis batch as Lambda delivers it from a CloudWatch Logs destination: 100 records, each
+/// a gzip document of 4,500 REJECT records from one of two accounts (the members' default
+/// term filter, so no `extractedFields`), 20 internal sources in all. Also the records' data.
+fn kinesis_batch() -> (Vec<u8>, Vec<String>) {
+    let records = rejects(20);
+    let data: Vec<String> = (0..KINESIS_DOCUMENTS)
+        .map(|d| {
+            let owner = if d % 2 == 0 {
+                "111111111111"
+            } else {
+                "222222222222"
+            };
+            let slice: Vec<String> = (0..DOCUMENT_RECORDS)
+                .map(|i| records[(d * DOCUMENT_RECORDS + i) % RECORDS].clone())
+                .collect();
+            let doc = document(&slice, false, owner, d * DOCUMENT_RECORDS);
+            base64::engine::general_purpose::STANDARD.encode(gzip(&doc))
+        })
+        .collect();
+    let event = serde_json::json!({"Records": data.iter().enumerate().map(|(i, d)| serde_json::json!({
+        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": format!("shardId-000000000000:{i}"),
+        "eventName": "aws:kinesis:record", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:999999999999:stream/flows",
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "p", "sequenceNumber": format!("{:056}", i),
+            "data": d, "approximateArrivalTimestamp": 1764195360.5}})).collect::<Vec<_>>()});
+    (event.to_string().into_bytes(), data)
 }
 
 /// A gzip S3 flow log file with `sources` distinct internal sources.
@@ -258,5 +307,67 @@ fn s3(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, records, cloudwatch, s3);
+fn kinesis(c: &mut Criterion) {
+    let (event, data) = kinesis_batch();
+    let compressed: usize = data.iter().map(|d| d.len() * 3 / 4).sum();
+    eprintln!(
+        "kinesis batch: {} records of {} log events; event {} bytes, gzip data {} bytes",
+        KINESIS_DOCUMENTS,
+        DOCUMENT_RECORDS,
+        event.len(),
+        compressed
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A dry-run function without a table: what one instance does with the batch, bar SNS.
+    let function = || {
+        let env = |k: &str| match k {
+            "VPC_CIDRS" => Some("10.0.0.0/8".to_string()),
+            "DRY_RUN" => Some("true".to_string()),
+            _ => None,
+        };
+        Function::<SnsSink>::new(
+            FunctionConfig::from_env(env).unwrap(),
+            None,
+            RetryPolicy::default(),
+        )
+    };
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    let outcome = runtime
+        .block_on(function().invoke(&event, deadline()))
+        .unwrap();
+    assert_eq!(outcome.summary.alerts, 20);
+    assert_eq!(outcome.batch.unwrap().failed(), Vec::<&str>::new());
+    let mut group = c.benchmark_group("kinesis");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(
+        (KINESIS_DOCUMENTS * DOCUMENT_RECORDS) as u64,
+    ));
+    group.bench_function("batch_100_documents/project", |b| {
+        b.iter_batched(
+            function,
+            |f| {
+                black_box(
+                    runtime
+                        .block_on(f.invoke(black_box(&event), deadline()))
+                        .is_ok(),
+                )
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("batch_100_documents/floor_simd_libdeflate", |b| {
+        b.iter(|| {
+            for d in &data {
+                let compressed = base64_simd::STANDARD.decode_to_vec(black_box(d)).unwrap();
+                black_box(inflate_whole(&compressed, usize::MAX).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, records, cloudwatch, s3, kinesis);
 criterion_main!(benches);

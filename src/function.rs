@@ -289,9 +289,6 @@ pub struct Function<S> {
     /// Slices that did not reach the table, by source, to be added with the next delivery.
     unsynced: Mutex<HashMap<IpAddr, Activity>>,
     delivered: Mutex<DeliveredMessages>,
-    /// The parts of batches (Kinesis records, S3 objects) this instance took through the
-    /// incidents and published for, by fingerprint.
-    read: Mutex<DeliveredMessages>,
     policy: RetryPolicy,
     clock: fn() -> u64,
 }
@@ -302,9 +299,6 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-/// The mark of a part of a batch that was read and delivered.
-const READ: &str = "read";
 
 /// Calls to the state table in flight at once, at most.
 const STATE_CONCURRENCY: usize = 32;
@@ -349,7 +343,6 @@ impl<S: AlertSink> Function<S> {
             incidents: Mutex::new(IncidentMemory::new(config.engine.incidents)),
             unsynced: Mutex::new(HashMap::new()),
             delivered: Mutex::new(DeliveredMessages::default()),
-            read: Mutex::new(DeliveredMessages::default()),
             config,
             sink,
             table: None,
@@ -611,29 +604,7 @@ impl<S: AlertSink> Function<S> {
                 }
             }
         }
-        // Lambda retries a Kinesis batch from its first failed record on: the records after it
-        // that this instance already took through the incidents are not added twice.
-        let read_before = {
-            let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-            let before = reports.len();
-            reports.retain(|r| r.fingerprint.is_none() || !read.already_sent(r.fingerprint, READ));
-            before - reports.len()
-        };
-        if read_before > 0 {
-            tracing::info!(
-                documents = read_before,
-                "left out documents this instance already read (a retried batch)"
-            );
-        }
-        let documents: Vec<Option<u64>> = reports.iter().map(|r| r.fingerprint).collect();
-        let mut summary = self.deliver(Report::combine(reports), deadline).await?;
-        {
-            let now = Instant::now();
-            let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-            for fingerprint in documents {
-                read.sent(fingerprint, READ, now);
-            }
-        }
+        let mut summary = self.deliver(reports, deadline).await?;
         summary.failed_items = errors.len() as u64;
         if batch.is_some() {
             return Ok(Outcome { summary, batch });
@@ -674,48 +645,83 @@ impl<S: AlertSink> Function<S> {
         deadline: Instant,
     ) -> Result<Summary, InvocationError> {
         let report = scan_json(payload, &self.config.engine)?;
-        self.deliver(report, deadline).await
+        self.deliver(vec![report], deadline).await
     }
 
-    /// Takes one delivery's report through the incidents and publishes what they claim.
-    async fn deliver(&self, report: Report, deadline: Instant) -> Result<Summary, InvocationError> {
-        let fingerprint = report.fingerprint;
-        let Decisions {
-            mut alerts,
-            state_errors,
-        } = self.decide(&report, (self.clock)(), deadline).await;
-        if !report.source_regions.is_empty() {
-            for alert in &mut alerts {
-                if let Some(region) = report.region_of(alert.source) {
-                    alert.region = Some(region.to_owned());
-                }
-            }
-        }
-        let sources_alerted: std::collections::HashSet<_> =
-            alerts.iter().map(|a| a.source).collect();
-        let claimed = alerts.len() as u64;
-        // A retry of this batch on this instance: leave out what already went out, alone or in
-        // a digest, before the rest is split into messages and a digest again.
-        {
-            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-            alerts.retain(|a| !delivered.already_sent(fingerprint, &a.id));
-        }
-        let mut summary = Summary {
-            records: report.counts.records,
-            malformed: report.counts.malformed,
-            rejects: report.counts.rejects,
-            findings: report.counts.findings,
-            skipped_data: report.counts.skipped_data,
-            sources: report.activities.len() as u64,
-            alerts: claimed,
-            suppressed: (report.activities.len() - sources_alerted.len()) as u64,
-            digested: alerts.len().saturating_sub(self.config.max_alerts) as u64,
-            published: 0,
-            state_errors,
-            state_calls: self.table.as_ref().map_or(0, StateTable::take_calls),
-            enrich_errors: 0,
-            failed_items: 0,
+    /// Takes deliveries through the incidents, in order, and publishes what they claim, as one
+    /// invocation: one page, one digest. Each part (a CloudWatch Logs batch, a Kinesis record's
+    /// document, an S3 object) is a delivery of its own, as a subscription would have delivered
+    /// it: its claims are owned by its fingerprint, so a retry that brings it again, in a batch
+    /// made up differently, sends again what it claimed and adds nothing twice.
+    async fn deliver(
+        &self,
+        parts: Vec<Report>,
+        deadline: Instant,
+    ) -> Result<Summary, InvocationError> {
+        let now = (self.clock)();
+        // Several parts share one budget for the table: publishing keeps half the time left.
+        let state_deadline = match parts.len() {
+            0 | 1 => deadline,
+            _ => Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2,
         };
+        let mut claimed: Vec<(Option<u64>, Alert)> = Vec::new();
+        let mut summary = Summary::default();
+        let mut sources = std::collections::HashSet::new();
+        let mut fingerprints = Vec::with_capacity(parts.len());
+        for report in &parts {
+            let decisions = self.decide(report, now, state_deadline).await;
+            summary.state_errors += decisions.state_errors;
+            claimed.extend(
+                decisions
+                    .alerts
+                    .into_iter()
+                    .map(|a| (report.fingerprint, a)),
+            );
+            let c = &report.counts;
+            summary.records += c.records;
+            summary.malformed += c.malformed;
+            summary.rejects += c.rejects;
+            summary.findings += c.findings;
+            summary.skipped_data += c.skipped_data;
+            sources.extend(report.activities.iter().map(|a| a.source));
+            fingerprints.push(report.fingerprint);
+        }
+        // The invocation as a whole, for its page: one part's own fingerprint, or all of them.
+        let fingerprint = match fingerprints.as_slice() {
+            [one] => *one,
+            _ if fingerprints.iter().all(Option::is_none) => None,
+            all => {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                all.hash(&mut hasher);
+                Some(hasher.finish())
+            }
+        };
+        let claims = claimed.len() as u64;
+        // One message per source: when several parts moved one incident (opened, then
+        // escalated), the most severe claim speaks for them; the others stay claimed.
+        let (claimed, superseded) = one_per_source(claimed);
+        let sources_alerted: std::collections::HashSet<_> =
+            claimed.iter().map(|(_, a)| a.source).collect();
+        // A retry of a part on this instance: leave out what already went out for it, alone or
+        // in a digest, before the rest is split into messages and a digest again.
+        let owners: HashMap<String, Option<u64>> = claimed
+            .iter()
+            .map(|(part, a)| (a.id.clone(), *part))
+            .collect();
+        let mut alerts: Vec<Alert> = {
+            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            claimed
+                .into_iter()
+                .filter(|(part, a)| !delivered.already_sent(*part, &a.id))
+                .map(|(_, a)| a)
+                .collect()
+        };
+        summary.sources = sources.len() as u64;
+        summary.alerts = claims;
+        summary.suppressed = (sources.len() - sources_alerted.len()) as u64;
+        summary.digested = alerts.len().saturating_sub(self.config.max_alerts) as u64;
+        summary.state_calls = self.table.as_ref().map_or(0, StateTable::take_calls);
         if let Some(lookup) = &self.lookup {
             if let Err(err) = lookup.enrich(&mut alerts).await {
                 tracing::warn!(error = %err, "alerts go out without the senders' owners");
@@ -740,13 +746,27 @@ impl<S: AlertSink> Function<S> {
         {
             let now = Instant::now();
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            let owner = |key: &str| owners.get(key).copied().unwrap_or(fingerprint);
+            let mut published = std::collections::HashSet::new();
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
-                delivered.sent(fingerprint, &m.key, now);
+                delivered.sent(owner(&m.key), &m.key, now);
+                published.insert(m.key.as_str());
                 for id in &m.covers {
-                    delivered.sent(fingerprint, id, now);
+                    delivered.sent(owner(id), id, now);
+                    published.insert(id.as_str());
                 }
                 tracing::debug!(subject = %m.subject, "published");
+            }
+        }
+        // A claim another one spoke for went out with it.
+        {
+            let now = Instant::now();
+            let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+            for (part, alert, by) in &superseded {
+                if delivered.already_sent(owners.get(by).copied().flatten(), by) {
+                    delivered.sent(*part, &alert.id, now);
+                }
             }
         }
         summary.published = outcome.published.len() as u64;
@@ -760,6 +780,42 @@ impl<S: AlertSink> Function<S> {
         }
         Ok(summary)
     }
+}
+
+/// A claim of an invocation, with the fingerprint of the part that claimed it.
+type PartClaim = (Option<u64>, Alert);
+/// A claim that another one speaks for: its part, its alert, and the id of the other.
+type Superseded = (Option<u64>, Alert, String);
+
+/// The claims of one invocation with one per source: the most severe, the first of equals
+/// (an opening before a reminder), most severe first; and the others, each with the id of the
+/// alert that speaks for it.
+fn one_per_source(claimed: Vec<PartClaim>) -> (Vec<PartClaim>, Vec<Superseded>) {
+    let mut best: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, (_, a)) in claimed.iter().enumerate() {
+        match best.get(&a.source) {
+            Some(&j) if claimed[j].1.severity.rank() >= a.severity.rank() => {}
+            _ => {
+                best.insert(a.source, i);
+            }
+        }
+    }
+    let speaker: HashMap<IpAddr, String> = best
+        .iter()
+        .map(|(source, &i)| (*source, claimed[i].1.id.clone()))
+        .collect();
+    let keep: std::collections::HashSet<usize> = best.into_values().collect();
+    let (mut kept, mut superseded) = (Vec::new(), Vec::new());
+    for (i, (part, alert)) in claimed.into_iter().enumerate() {
+        if keep.contains(&i) {
+            kept.push((part, alert));
+        } else {
+            let by = speaker[&alert.source].clone();
+            superseded.push((part, alert, by));
+        }
+    }
+    kept.sort_by_key(|(_, a)| crate::detect::alert::rank(a));
+    (kept, superseded)
 }
 
 /// One CloudWatch Embedded Metric Format line: CloudWatch turns it into metrics, no API call.
@@ -1046,6 +1102,55 @@ mod tests {
         let outcome = f.invoke(&retry, later()).await.unwrap();
         assert_eq!(outcome.batch.unwrap().failed(), vec!["102"]);
         assert_eq!(subjects(&f).len(), 2, "nothing sent again");
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_opens_and_escalates_an_incident_sends_one_message_for_it() {
+        let f = function("0");
+        let sweep: Vec<String> = (1..=12).map(|h| format!("10.0.9.{h}")).collect();
+        let flows: Vec<(&str, &str)> = sweep.iter().map(|d| ("10.0.0.7", d.as_str())).collect();
+        let batch = kinesis(&[
+            ("1", gzip(&document(&[("10.0.0.7", "10.0.9.1")], 0))),
+            ("2", gzip(&document(&flows, 10))),
+        ]);
+        let outcome = f.invoke(&batch, later()).await.unwrap();
+        assert_eq!(outcome.summary.alerts, 2, "opened, then escalated");
+        let subjects = subjects(&f);
+        assert_eq!(subjects.len(), 1, "{subjects:?}");
+        assert!(subjects[0].starts_with("[HIGH"), "{subjects:?}");
+        // The batch again (a publish that failed elsewhere, say): nothing more goes out.
+        f.invoke(&batch, later()).await.unwrap();
+        assert_eq!(super::tests::subjects(&f).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_kinesis_batch_whose_publishing_failed_is_sent_by_a_retry_made_up_differently() {
+        let f = function("3600");
+        let down = CallFailure {
+            reason: "cannot reach SNS".into(),
+            retryable: true,
+        };
+        f.sink
+            .as_ref()
+            .unwrap()
+            .script
+            .lock()
+            .unwrap()
+            .extend([Err(down.clone()), Err(down)]);
+        let first = ("1", gzip(&sources(&["10.0.0.1"], 0)));
+        let second = ("2", gzip(&sources(&["10.0.0.2"], 10)));
+        let batch = kinesis(&[first.clone(), second.clone()]);
+        assert!(f.invoke(&batch, later()).await.is_err());
+        let offered = subjects(&f).len();
+        // Lambda bisects the failed batch: each half sends what its record claimed.
+        f.invoke(&kinesis(&[second]), later()).await.unwrap();
+        f.invoke(&kinesis(&[first]), later()).await.unwrap();
+        let got = subjects(&f).split_off(offered);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].contains("10.0.0.2") && got[1].contains("10.0.0.1"),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ fn block_keys(text: &str, header: &str) -> Vec<String> {
     let base = indent(header_line);
     lines
         .take_while(|l| l.trim().is_empty() || indent(l) > base)
-        .filter(|l| indent(l) == base + 2)
+        .filter(|l| indent(l) == base + 2 && !l.trim_start().starts_with('#'))
         .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
         .collect()
 }

@@ -354,7 +354,8 @@ pub fn order(alerts: &mut [Alert]) {
     alerts.sort_by_key(rank);
 }
 
-fn rank(alert: &Alert) -> (Severity, Reverse<u64>, IpAddr) {
+/// The order alerts go out in: most severe first, then the busiest source.
+pub fn rank(alert: &Alert) -> (Severity, Reverse<u64>, IpAddr) {
     (alert.severity, Reverse(alert.records), alert.source)
 }
 

@@ -191,6 +191,11 @@ impl BlockingS3 {
             match read {
                 Ok(ObjectRead::Report(report)) => reports.push(report),
                 Ok(ObjectRead::Skipped(why)) => skipped(&why),
+                // What came before the cut is reported, then the input fails.
+                Err(ObjectError::Decode {
+                    cause: cut @ DecodeError::Cut { .. },
+                    ..
+                }) => return Err(cut),
                 Err(ObjectError::Decode { object, cause }) => {
                     return Err(DecodeError::Item {
                         item: object,

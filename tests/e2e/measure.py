@@ -6,7 +6,8 @@
   Logs sends (10,000 records) and on a 2,000,000-record gzip S3 file, streamed.
 - sources: time and peak memory of `check --output json` on a 2,000,000-record gzip S3 file
   (40% internal rejects, 20% internet rejects, 40% accepted, 400 interfaces) with 10 and with
-  83,000 distinct internal sources.
+  83,000 distinct internal sources, and of the function (dry run) reading the same file from
+  moto's S3 for an object-created notification.
 - jobs: `check` on 20 gzip S3 files of 200,000 records with `--jobs 1` and with one job per
   core (best of three each), and whether the outputs are the same.
 """
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import ROOT, RuntimeApi  # noqa: E402
+from conftest import ROOT, RuntimeApi, aws, free_port, wait_for_http  # noqa: E402
 
 BIN = Path(os.environ.get("VPC_FLOW_ALERT_BIN", ROOT / "target" / "release" / "vpc-flow-alert"))
 ENV = {
@@ -110,6 +111,43 @@ def peak_kb(args):
     return int(match.group(1)), out.returncode
 
 
+def function_reads_object(path):
+    """The function (release binary, dry run) invoked with an S3 notification for `path`,
+    uploaded to moto's S3: seconds, the process's peak resident memory (KiB) and its answer."""
+    import shutil
+    port = free_port()
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    moto = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    api = RuntimeApi()
+    try:
+        wait_for_http(endpoint + "/moto-api/")
+        s3 = aws("s3", endpoint)
+        s3.create_bucket(Bucket="flow-logs")
+        key = "AWSLogs/123456789012/vpcflowlogs/us-east-1/2026/11/27/123456789012_vpcflowlogs_us-east-1_fl-1_20261127T1000Z_a.log.gz"
+        s3.upload_file(str(path), "flow-logs", key)
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+               "AWS_LAMBDA_RUNTIME_API": api.address, **ENV, "VPC_CIDRS": "10.0.0.0/8",
+               "DRY_RUN": "true", "AWS_ENDPOINT_URL": endpoint}
+        proc = subprocess.Popen([str(BIN)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        event = {"Records": [{"eventSource": "aws:s3", "eventTime": "2026-11-27T10:05:00.000Z",
+                              "userIdentity": {"principalId": "X"}, "requestParameters": {"sourceIPAddress": "1"},
+                              "s3": {"bucket": {"name": "flow-logs"}, "object": {"key": key, "eTag": "e"}}}]}
+        start = time.monotonic()
+        kind, body, _ = api.invoke(event, timeout_ms=120_000)
+        seconds = time.monotonic() - start
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        kb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+        proc.kill()
+        proc.wait()
+        return seconds, kb, (kind, body)
+    finally:
+        api.close()
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
 def main():
     size = BIN.stat().st_size
     print(f"binary: {BIN.name} {size / 1e6:.1f} MB")
@@ -139,6 +177,9 @@ def main():
             seconds, kb, alerts = timed(["check", "--output", "json", str(path)])
             print(f"S3 file, 2,000,000 records, {sources} internal sources: {seconds:.2f} s, "
                   f"peak {kb / 1024:.1f} MiB, {len(alerts)} alerts")
+            seconds, kb, (kind, body) = function_reads_object(path)
+            print(f"  the function (dry run) reading it from moto's S3 for a notification: {seconds:.2f} s, "
+                  f"peak {kb / 1024:.1f} MiB, {kind}: findings {body.get('findings')}, alerts {body.get('alerts')}")
         files = []
         for n in range(20):
             path = Path(tmp, f"part-{n:02}.log.gz")

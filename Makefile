@@ -41,6 +41,9 @@ demo:
 	@echo "== the same deliveries, each alone (--per-input): what a function without incidents saw =="
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check --per-input events/sweep-*.json 2>/dev/null | grep -c '^Subject: \[MEDIUM\]'
 	@echo
+	@echo "== the same 12 deliveries in one Kinesis batch (organization mode): one HIGH message =="
+	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/kinesis-sweep.json 2>/dev/null | grep -E '^(Subject|Text):'
+	@echo
 	@echo "== a port scan split over two deliveries a minute apart: MEDIUM, then HIGH =="
 	VPC_CIDRS=$(DEMO_VPC) $(RUN) check events/scan-split-01.json events/scan-split-02.json
 	@echo

@@ -5,7 +5,9 @@
 //! `{"awslogs":{"data": base64(gzip(json))}}`, with padded base64, shaped as production sends
 //! it: every log event carries the `extractedFields` that a space-delimited filter pattern
 //! adds. A records file with `# delivery: <log-stream>` lines is several deliveries (one per
-//! interface's log stream, as a flow log writes them), written as `<name>-01.json`, ... Every
+//! interface's log stream, as a flow log writes them), written as `<name>-01.json`, ..., and
+//! once more as one Kinesis batch, `kinesis-<name>.json`, as a CloudWatch Logs destination
+//! writes them into its stream (organization mode). Every
 //! event written is read back with `aws_lambda_events`' own `LogsEvent` to prove that Lambda
 //! tooling accepts it.
 
@@ -35,9 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("bad file name")?;
         let deliveries = deliveries(&text);
         let first_id = &mut 0u64;
+        let mut documents = Vec::new();
         for (n, (stream, lines)) in deliveries.iter().enumerate() {
             let event = event_for(&text, stream, lines, first_id);
             let checked: LogsEvent = serde_json::from_str(&event)?;
+            let value: serde_json::Value = serde_json::from_str(&event)?;
+            documents.push(value["awslogs"]["data"].clone());
             let target = match deliveries.len() {
                 1 => dir.join(format!("{name}.json")),
                 _ => dir.join(format!("{name}-{:02}.json", n + 1)),
@@ -47,6 +52,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "{}: {} log events",
                 target.strip_prefix(env!("CARGO_MANIFEST_DIR"))?.display(),
                 checked.aws_logs.data.log_events.len()
+            );
+        }
+        if deliveries.len() > 1 {
+            // The same deliveries as a CloudWatch Logs destination puts them into its Kinesis
+            // stream (organization mode): each record's data is the same base64 of gzip.
+            let records: Vec<_> = documents
+                .iter()
+                .enumerate()
+                .map(|(i, data)| {
+                    let sequence = format!("4963{:052}", i + 1);
+                    json!({"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": format!("{name}-{i}"),
+                        "sequenceNumber": sequence, "data": data, "approximateArrivalTimestamp": 1764195420.5},
+                        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                        "eventID": format!("shardId-000000000000:{sequence}"), "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": "arn:aws:iam::123456789012:role/vpc-flow-alert",
+                        "awsRegion": "us-east-1",
+                        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/vpc-flow-alert-FlowStream"})
+                })
+                .collect();
+            let event = serde_json::to_string_pretty(&json!({"Records": records}))?;
+            let checked: aws_lambda_events::event::kinesis::KinesisEvent =
+                serde_json::from_str(&event)?;
+            let target = dir.join(format!("kinesis-{name}.json"));
+            fs::write(&target, format!("{event}\n"))?;
+            println!(
+                "{}: {} Kinesis records",
+                target.strip_prefix(env!("CARGO_MANIFEST_DIR"))?.display(),
+                checked.records.len()
             );
         }
     }

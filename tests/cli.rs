@@ -501,3 +501,23 @@ fn many_inputs_on_several_threads_give_what_one_thread_gives_in_input_order() {
         assert_eq!(run(jobs), one, "--jobs {jobs}");
     }
 }
+
+#[test]
+fn a_sweep_in_one_kinesis_batch_is_one_high_alert_with_every_target() {
+    let out = check_json(Path::new("events/kinesis-sweep.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["source"], "10.0.4.9");
+    assert_eq!(alerts[0]["severity"], "high");
+    assert_eq!(alerts[0]["destinations"]["count"], 12);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("12 findings"), "{stderr}");
+}

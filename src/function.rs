@@ -289,6 +289,9 @@ pub struct Function<S> {
     /// Slices that did not reach the table, by source, to be added with the next delivery.
     unsynced: Mutex<HashMap<IpAddr, Activity>>,
     delivered: Mutex<DeliveredMessages>,
+    /// The parts of batches (Kinesis records, S3 objects) this instance took through the
+    /// incidents and published for, by fingerprint.
+    read: Mutex<DeliveredMessages>,
     policy: RetryPolicy,
     clock: fn() -> u64,
 }
@@ -299,6 +302,9 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// The mark of a part of a batch that was read and published for.
+const READ: &str = "read";
 
 /// Calls to the state table in flight at once, at most.
 const STATE_CONCURRENCY: usize = 32;
@@ -343,6 +349,7 @@ impl<S: AlertSink> Function<S> {
             incidents: Mutex::new(IncidentMemory::new(config.engine.incidents)),
             unsynced: Mutex::new(HashMap::new()),
             delivered: Mutex::new(DeliveredMessages::default()),
+            read: Mutex::new(DeliveredMessages::default()),
             config,
             sink,
             table: None,
@@ -604,7 +611,23 @@ impl<S: AlertSink> Function<S> {
                 }
             }
         }
+        // Lambda retries a Kinesis batch from its first failed record on: the parts after it
+        // that this instance already took through the incidents and published for are left
+        // out (the incidents' own replay memory holds fewer parts than a batch).
+        let several = reports.len() > 1;
+        if several {
+            let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            reports.retain(|r| r.fingerprint.is_none() || !read.already_sent(r.fingerprint, READ));
+        }
+        let read: Vec<Option<u64>> = reports.iter().map(|r| r.fingerprint).collect();
         let mut summary = self.deliver(reports, deadline).await?;
+        if several {
+            let now = Instant::now();
+            let mut memory = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            for fingerprint in read {
+                memory.sent(fingerprint, READ, now);
+            }
+        }
         summary.failed_items = errors.len() as u64;
         if batch.is_some() {
             return Ok(Outcome { summary, batch });
@@ -668,8 +691,12 @@ impl<S: AlertSink> Function<S> {
         let mut summary = Summary::default();
         let mut sources = std::collections::HashSet::new();
         let mut fingerprints = Vec::with_capacity(parts.len());
-        for report in &parts {
-            let decisions = self.decide(report, now, state_deadline).await;
+        for (i, report) in parts.iter().enumerate() {
+            // Each part a fair share of what is left of the budget (all of it for one part).
+            let left = (parts.len() - i) as u32;
+            let part_deadline = Instant::now()
+                + state_deadline.saturating_duration_since(Instant::now()) / left.max(1);
+            let decisions = self.decide(report, now, part_deadline).await;
             summary.state_errors += decisions.state_errors;
             claimed.extend(
                 decisions
@@ -698,25 +725,28 @@ impl<S: AlertSink> Function<S> {
             }
         };
         let claims = claimed.len() as u64;
-        // One message per source: when several parts moved one incident (opened, then
-        // escalated), the most severe claim speaks for them; the others stay claimed.
-        let (claimed, superseded) = one_per_source(claimed);
         let sources_alerted: std::collections::HashSet<_> =
             claimed.iter().map(|(_, a)| a.source).collect();
         // A retry of a part on this instance: leave out what already went out for it, alone or
         // in a digest, before the rest is split into messages and a digest again.
-        let owners: HashMap<String, Option<u64>> = claimed
-            .iter()
-            .map(|(part, a)| (a.id.clone(), *part))
-            .collect();
-        let mut alerts: Vec<Alert> = {
+        let claimed: Vec<PartClaim> = {
             let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             claimed
                 .into_iter()
                 .filter(|(part, a)| !delivered.already_sent(*part, &a.id))
-                .map(|(_, a)| a)
                 .collect()
         };
+        // One message per source across parts: when several parts moved one incident (opened,
+        // then escalated), the most severe claim speaks for them; the others stay claimed.
+        let (claimed, superseded) = match parts.len() {
+            0 | 1 => (claimed, Vec::new()),
+            _ => one_per_source(claimed),
+        };
+        let owners: HashMap<String, Option<u64>> = claimed
+            .iter()
+            .map(|(part, a)| (a.id.clone(), *part))
+            .collect();
+        let mut alerts: Vec<Alert> = claimed.into_iter().map(|(_, a)| a).collect();
         summary.sources = sources.len() as u64;
         summary.alerts = claims;
         summary.suppressed = (sources.len() - sources_alerted.len()) as u64;
@@ -743,18 +773,18 @@ impl<S: AlertSink> Function<S> {
             return Ok(summary);
         };
         let outcome = publish_all(sink, &messages, deadline, self.policy).await;
+        let mut published = std::collections::HashSet::new();
         {
             let now = Instant::now();
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             let owner = |key: &str| owners.get(key).copied().unwrap_or(fingerprint);
-            let mut published = std::collections::HashSet::new();
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
                 delivered.sent(owner(&m.key), &m.key, now);
-                published.insert(m.key.as_str());
+                published.insert(m.key.clone());
                 for id in &m.covers {
                     delivered.sent(owner(id), id, now);
-                    published.insert(id.as_str());
+                    published.insert(id.clone());
                 }
                 tracing::debug!(subject = %m.subject, "published");
             }
@@ -764,7 +794,7 @@ impl<S: AlertSink> Function<S> {
             let now = Instant::now();
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
             for (part, alert, by) in &superseded {
-                if delivered.already_sent(owners.get(by).copied().flatten(), by) {
+                if published.contains(by) {
                     delivered.sent(*part, &alert.id, now);
                 }
             }
@@ -1151,6 +1181,23 @@ mod tests {
             got[0].contains("10.0.0.2") && got[1].contains("10.0.0.1"),
             "{got:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_not_taken_for_sent_because_an_earlier_message_of_its_source_went_out() {
+        let f = function("0");
+        let a = ("1", gzip(&sources(&["10.0.0.1"], 0)));
+        f.invoke(&kinesis(std::slice::from_ref(&a)), later())
+            .await
+            .unwrap();
+        assert_eq!(subjects(&f).len(), 1);
+        // A batch that brings `a` again (its message went out) and new findings of the same
+        // source: the reminder those findings claim goes out.
+        let c = ("2", gzip(&sources(&["10.0.0.1"], 10)));
+        f.invoke(&kinesis(&[a, c]), later()).await.unwrap();
+        let got = subjects(&f);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].contains("ongoing"), "{got:?}");
     }
 
     #[tokio::test]

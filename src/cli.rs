@@ -434,7 +434,11 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             key,
             &report.origin,
             region.as_deref(),
-            |alert| {
+            |mut alert| {
+                // An S3 object's key names its region.
+                if let Some(own) = report.region_of(alert.source) {
+                    alert.region = Some(own.to_owned());
+                }
                 held.push(alert);
                 if held.len() >= chunk {
                     written = flush(&mut held);

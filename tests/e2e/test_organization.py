@@ -201,17 +201,21 @@ def test_a_missing_or_foreign_object_fails_clearly_and_a_queue_retries_only_it(s
 
 def test_check_reads_s3_urls_and_notification_files(tmp_path, moto):
     key = flow_log_key(name="check")
-    bucket = bucket_with(moto, {key: flow_log_file(["10.0.6.1", "10.0.6.2"])})
+    west = flow_log_key(region="eu-west-1", name="west")
+    bucket = bucket_with(moto, {key: flow_log_file(["10.0.6.1", "10.0.6.2"]), west: flow_log_file(["10.0.6.3"])})
     notification = tmp_path / "notification.json"
-    notification.write_text(json.dumps({"Records": [s3_record(bucket, key)]}))
+    notification.write_text(json.dumps({"Records": [s3_record(bucket, key), s3_record(bucket, west)]}))
     env = {**os.environ, "AWS_ENDPOINT_URL": moto, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
-    for target in (f"s3://{bucket}/{key}", str(notification)):
+    expected = {f"s3://{bucket}/{key}": {"10.0.6.1": REGION, "10.0.6.2": REGION},
+                str(notification): {"10.0.6.1": REGION, "10.0.6.2": REGION, "10.0.6.3": "eu-west-1"}}
+    for target, regions in expected.items():
         out = subprocess.run([str(BIN), "check", "--vpc-cidr", VPC_CIDRS, "--output", "json", target],
-                             capture_output=True, text=True, env=env)
+                             capture_output=True, text=True, env={**env, "AWS_REGION": "ap-south-1"})
         assert out.returncode == 0, out.stderr
         alerts = [json.loads(line) for line in out.stdout.splitlines()]
-        assert sorted(a["source"] for a in alerts) == ["10.0.6.1", "10.0.6.2"], out.stdout
+        # Each alert names its object's region, not the one check runs in.
+        assert {a["source"]: a["region"] for a in alerts} == regions, out.stdout
     out = subprocess.run([str(BIN), "check", "--vpc-cidr", VPC_CIDRS, f"s3://{bucket}/missing.log.gz"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "NoSuchKey" in out.stderr, out.stderr

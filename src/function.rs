@@ -19,7 +19,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::aws::ec2::SenderLookup;
 use crate::aws::publish::{publish_all, AlertSink, RetryPolicy, SnsSink};
-use crate::aws::s3::{s3_client, scan_object, ObjectRead, Wanted};
+use crate::aws::s3::{s3_client, scan_objects, Wanted};
 use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
@@ -28,7 +28,7 @@ use crate::detect::alert::{alerts_from_memory, order, Alert};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
 use crate::input::events::{recognise, Event, EventError, ObjectRef};
-use crate::input::scan::Report;
+use crate::input::scan::{combined_fingerprint, Counts, Report};
 use crate::present::message::{messages_for, OutgoingMessage};
 use crate::recent::DeliveredMessages;
 use aws_lambda_events::sqs::SqsBatchResponse;
@@ -548,8 +548,8 @@ impl<S: AlertSink> Function<S> {
 
     /// Handles one event of any shape the function reads (see [`crate::input::events`]);
     /// `deadline` is the invocation's. The parts of one event (the records of a Kinesis batch,
-    /// the objects of a notification) go through the incidents as one delivery, and publish
-    /// once: one page for the invocation. A Kinesis or SQS item that cannot be read is named in
+    /// the objects of a notification) go through the incidents each as a delivery of its own,
+    /// then publish once (see [`Function::deliver`]). A Kinesis or SQS item that cannot be read is named in
     /// the outcome's batch item failures while the others' alerts go out; an S3 object that
     /// cannot be read fails a direct or EventBridge invocation, after the others' alerts.
     pub async fn invoke(
@@ -647,16 +647,18 @@ impl<S: AlertSink> Function<S> {
         let Some(client) = &self.s3 else {
             return Err("an S3 notification, but the function has no S3 client".into());
         };
-        let mut reports = Vec::with_capacity(objects.len());
-        for object in objects {
-            match scan_object(client, object, &self.config.engine, Wanted::FlowLogKeys).await {
-                Ok(ObjectRead::Report(report)) => {
-                    tracing::info!(object = %object, "{report}");
-                    reports.push(report);
-                }
-                Ok(ObjectRead::Skipped(why)) => tracing::info!("skipped: {why}"),
-                Err(err) => return Err(err.to_string()),
-            }
+        let skipped = |why: &str| tracing::info!("skipped: {why}");
+        let reports = scan_objects(
+            client,
+            objects,
+            &self.config.engine,
+            Wanted::FlowLogKeys,
+            skipped,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        for report in &reports {
+            tracing::info!(region = ?report.region, "object read: {report}");
         }
         Ok(reports)
     }
@@ -689,6 +691,7 @@ impl<S: AlertSink> Function<S> {
         };
         let mut claimed: Vec<(Option<u64>, Alert)> = Vec::new();
         let mut summary = Summary::default();
+        let mut counts = Counts::default();
         let mut sources = std::collections::HashSet::new();
         let mut fingerprints = Vec::with_capacity(parts.len());
         for (i, report) in parts.iter().enumerate() {
@@ -704,26 +707,17 @@ impl<S: AlertSink> Function<S> {
                     .into_iter()
                     .map(|a| (report.fingerprint, a)),
             );
-            let c = &report.counts;
-            summary.records += c.records;
-            summary.malformed += c.malformed;
-            summary.rejects += c.rejects;
-            summary.findings += c.findings;
-            summary.skipped_data += c.skipped_data;
+            counts.add(&report.counts);
             sources.extend(report.activities.iter().map(|a| a.source));
             fingerprints.push(report.fingerprint);
         }
-        // The invocation as a whole, for its page: one part's own fingerprint, or all of them.
-        let fingerprint = match fingerprints.as_slice() {
-            [one] => *one,
-            _ if fingerprints.iter().all(Option::is_none) => None,
-            all => {
-                use std::hash::{Hash, Hasher};
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                all.hash(&mut hasher);
-                Some(hasher.finish())
-            }
-        };
+        // The invocation as a whole, for its page.
+        let fingerprint = combined_fingerprint(&fingerprints);
+        summary.records = counts.records;
+        summary.malformed = counts.malformed;
+        summary.rejects = counts.rejects;
+        summary.findings = counts.findings;
+        summary.skipped_data = counts.skipped_data;
         let claims = claimed.len() as u64;
         let sources_alerted: std::collections::HashSet<_> =
             claimed.iter().map(|(_, a)| a.source).collect();
@@ -1062,6 +1056,29 @@ mod tests {
         document(&flows, first_id)
     }
 
+    /// SNS answers the next calls with `answers`.
+    fn script(
+        f: &Function<ScriptedSink>,
+        answers: impl IntoIterator<Item = Result<Vec<EntryFailure>, CallFailure>>,
+    ) {
+        f.sink
+            .as_ref()
+            .unwrap()
+            .script
+            .lock()
+            .unwrap()
+            .extend(answers);
+    }
+
+    /// SNS refuses both attempts of the next publish.
+    fn sns_down_for_one_publish(f: &Function<ScriptedSink>) {
+        let down = CallFailure {
+            reason: "cannot reach SNS".into(),
+            retryable: true,
+        };
+        script(f, [Err(down.clone()), Err(down)]);
+    }
+
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(10)
     }
@@ -1156,17 +1173,7 @@ mod tests {
     #[tokio::test]
     async fn a_kinesis_batch_whose_publishing_failed_is_sent_by_a_retry_made_up_differently() {
         let f = function("3600");
-        let down = CallFailure {
-            reason: "cannot reach SNS".into(),
-            retryable: true,
-        };
-        f.sink
-            .as_ref()
-            .unwrap()
-            .script
-            .lock()
-            .unwrap()
-            .extend([Err(down.clone()), Err(down)]);
+        sns_down_for_one_publish(&f);
         let first = ("1", gzip(&sources(&["10.0.0.1"], 0)));
         let second = ("2", gzip(&sources(&["10.0.0.2"], 10)));
         let batch = kinesis(&[first.clone(), second.clone()]);
@@ -1198,6 +1205,29 @@ mod tests {
         let got = subjects(&f);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[1].contains("ongoing"), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retried_batch_leaves_out_what_this_instance_read_beyond_the_incidents_memory() {
+        fn records(docs: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
+            docs.iter().map(|(s, d)| (s.as_str(), d.clone())).collect()
+        }
+        // A reminder with every delivery that brings findings, and more documents of one
+        // source than an incident remembers batches: only this instance's memory of what it
+        // read keeps the retry from taking the first ones for new findings.
+        let f = function("0");
+        let documents: Vec<(String, Vec<u8>)> = (0..100)
+            .map(|i| (i.to_string(), gzip(&sources(&["10.0.0.1"], i * 10))))
+            .collect();
+        f.invoke(&kinesis(&records(&documents)), later())
+            .await
+            .unwrap();
+        assert_eq!(subjects(&f).len(), 1);
+        let mut retry = vec![("bad".to_string(), b"not gzip".to_vec())];
+        retry.extend(documents);
+        let outcome = f.invoke(&kinesis(&records(&retry)), later()).await.unwrap();
+        assert_eq!(outcome.summary.findings, 0, "{:?}", outcome.summary);
+        assert_eq!(subjects(&f).len(), 1, "{:?}", subjects(&f));
     }
 
     #[tokio::test]
@@ -1299,17 +1329,7 @@ mod tests {
     async fn when_sns_fails_the_invocation_fails_and_a_retry_sends_everything() {
         let f = function("3600");
         let event = sources(&["10.0.0.1"], 0);
-        let down = CallFailure {
-            reason: "cannot reach SNS".into(),
-            retryable: true,
-        };
-        f.sink
-            .as_ref()
-            .unwrap()
-            .script
-            .lock()
-            .unwrap()
-            .extend([Err(down.clone()), Err(down)]);
+        sns_down_for_one_publish(&f);
         let err = f.handle(&event, later()).await.unwrap_err();
         assert!(
             err.to_string()
@@ -1338,13 +1358,7 @@ mod tests {
             reason: "InvalidParameter: refused".into(),
             retryable: false,
         };
-        f.sink
-            .as_ref()
-            .unwrap()
-            .script
-            .lock()
-            .unwrap()
-            .push(Ok(vec![refused]));
+        script(&f, [Ok(vec![refused])]);
         let err = f.handle(&event, later()).await.unwrap_err();
         assert!(err.to_string().contains("1 of 4"), "{err}");
         let s = f.handle(&event, later()).await.unwrap();

@@ -137,6 +137,25 @@ pub async fn scan_object(
     Ok(ObjectRead::Report(report))
 }
 
+/// Reads `objects` one after the other, a report for each that is read; `skipped` hears of
+/// each object left alone. The first object that cannot be read is the error.
+pub async fn scan_objects(
+    client: &aws_sdk_s3::Client,
+    objects: &[ObjectRef],
+    config: &Config,
+    wanted: Wanted,
+    skipped: impl Fn(&str),
+) -> Result<Vec<Report>, ObjectError> {
+    let mut reports = Vec::with_capacity(objects.len());
+    for object in objects {
+        match scan_object(client, object, config, wanted).await? {
+            ObjectRead::Report(report) => reports.push(report),
+            ObjectRead::Skipped(why) => skipped(&why),
+        }
+    }
+    Ok(reports)
+}
+
 /// A blocking reader over the chunks the download sends.
 struct Chunks {
     receive: mpsc::Receiver<io::Result<Bytes>>,
@@ -183,28 +202,21 @@ impl BlockingS3 {
         wanted: Wanted,
         skipped: impl Fn(&str),
     ) -> Result<Report, DecodeError> {
-        let mut reports = Vec::with_capacity(objects.len());
-        for object in objects {
-            let read = self
-                .runtime
-                .block_on(scan_object(&self.client, object, config, wanted));
-            match read {
-                Ok(ObjectRead::Report(report)) => reports.push(report),
-                Ok(ObjectRead::Skipped(why)) => skipped(&why),
-                // What came before the cut is reported, then the input fails.
-                Err(ObjectError::Decode {
-                    cause: cut @ DecodeError::Cut { .. },
-                    ..
-                }) => return Err(cut),
-                Err(ObjectError::Decode { object, cause }) => {
-                    return Err(DecodeError::Item {
-                        item: object,
-                        cause: Box::new(cause),
-                    })
-                }
-                Err(other) => return Err(DecodeError::Io(io::Error::other(other.to_string()))),
-            }
+        let read =
+            self.runtime
+                .block_on(scan_objects(&self.client, objects, config, wanted, skipped));
+        match read {
+            Ok(reports) => Ok(Report::combine(reports)),
+            // What came before the cut is reported, then the input fails.
+            Err(ObjectError::Decode {
+                cause: cut @ DecodeError::Cut { .. },
+                ..
+            }) => Err(cut),
+            Err(ObjectError::Decode { object, cause }) => Err(DecodeError::Item {
+                item: object,
+                cause: Box::new(cause),
+            }),
+            Err(other) => Err(DecodeError::Io(io::Error::other(other.to_string()))),
         }
-        Ok(Report::combine(reports))
     }
 }

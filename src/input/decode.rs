@@ -225,36 +225,19 @@ fn scan_other_event(input: &[u8], config: &Config) -> Result<Report, DecodeError
 
 fn scan_event_data(data: &str, config: &Config) -> Result<Report, DecodeError> {
     let decoded = decode_data(data, config.max_decoded_bytes)?;
-    scan_document(&decoded)
-        .map(|document| document.scan(config))
-        .map_err(|e| match e {
-            DecodeError::Document(why) if why.is_empty() => DecodeError::Document(
-                "`awslogs.data` does not hold a CloudWatch Logs document".into(),
-            ),
-            other => other,
-        })
+    scan_document(&decoded, "`awslogs.data`", config)
 }
 
 /// Scans a gzip CloudWatch Logs document, as a CloudWatch Logs destination writes each
 /// record of its Kinesis stream.
 pub fn scan_compressed_document(compressed: &[u8], config: &Config) -> Result<Report, DecodeError> {
-    if !compressed.starts_with(&GZIP_MAGIC) {
-        return Err(DecodeError::NotGzip);
-    }
     let decoded = inflate(compressed, config.max_decoded_bytes)?;
-    scan_document(&decoded)
-        .map(|document| document.scan(config))
-        .map_err(|e| match e {
-            DecodeError::Document(why) if why.is_empty() => {
-                DecodeError::Document("the record does not hold a CloudWatch Logs document".into())
-            }
-            other => other,
-        })
+    scan_document(&decoded, "the record", config)
 }
 
-/// The checked document in `decoded`; an empty [`DecodeError::Document`] when it is JSON of
-/// another kind.
-fn scan_document(decoded: &[u8]) -> Result<LogsDocument<'_>, DecodeError> {
+/// Scans the document in `decoded`, which came from `container` (named when it holds JSON of
+/// another kind).
+fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Report, DecodeError> {
     let document = match fast_document(decoded) {
         Some(document) => document,
         None => {
@@ -262,10 +245,12 @@ fn scan_document(decoded: &[u8]) -> Result<LogsDocument<'_>, DecodeError> {
         }
     };
     if !document.is_document() {
-        return Err(DecodeError::Document(String::new()));
+        return Err(DecodeError::Document(format!(
+            "{container} does not hold a CloudWatch Logs document"
+        )));
     }
     document.check()?;
-    Ok(document)
+    Ok(document.scan(config))
 }
 
 /// Reads the document CloudWatch Logs writes (compact JSON, known keys, no escapes in the
@@ -520,15 +505,15 @@ pub fn decode_data(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
             DecodeError::Base64(strict.err().unwrap_or(base64::DecodeError::InvalidPadding))
         })?,
     };
-    if !compressed.starts_with(&GZIP_MAGIC) {
-        return Err(DecodeError::NotGzip);
-    }
     inflate(&compressed, limit)
 }
 
 /// Gzip data in one buffer inflated into a buffer of at most `limit` bytes: libdeflate when it
 /// takes the data as is, else the streaming inflater, whose errors name the cause.
 fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if !compressed.starts_with(&GZIP_MAGIC) {
+        return Err(DecodeError::NotGzip);
+    }
     if let Some(whole) = inflate_whole(compressed, limit) {
         return Ok(whole);
     }

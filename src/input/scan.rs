@@ -34,6 +34,17 @@ pub struct Counts {
     pub skipped_data: u64,
 }
 
+impl Counts {
+    /// Adds another input's counts.
+    pub fn add(&mut self, other: &Counts) {
+        self.records += other.records;
+        self.malformed += other.malformed;
+        self.rejects += other.rejects;
+        self.findings += other.findings;
+        self.skipped_data += other.skipped_data;
+    }
+}
+
 /// The result of scanning one input.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -75,12 +86,7 @@ impl Report {
             .collect();
         let mut fingerprints = vec![whole.fingerprint];
         for part in parts {
-            let c = &mut whole.counts;
-            c.records += part.counts.records;
-            c.malformed += part.counts.malformed;
-            c.rejects += part.counts.rejects;
-            c.findings += part.counts.findings;
-            c.skipped_data += part.counts.skipped_data;
+            whole.counts.add(&part.counts);
             if whole.region != part.region || !whole.source_regions.is_empty() {
                 // Parts from several regions: each source keeps its part's region.
                 if let Some(region) = whole.region.take() {
@@ -119,14 +125,22 @@ impl Report {
             }
             fingerprints.push(part.fingerprint);
         }
-        if fingerprints.len() > 1 {
-            whole.fingerprint = fingerprints.iter().any(Option::is_some).then(|| {
-                let mut hasher = DefaultHasher::new();
-                fingerprints.hash(&mut hasher);
-                hasher.finish()
-            });
-        }
+        whole.fingerprint = combined_fingerprint(&fingerprints);
         whole
+    }
+}
+
+/// The fingerprint of a delivery made of parts: a lone part's own, else a hash of all of
+/// them (`None` when no part has one).
+pub fn combined_fingerprint(parts: &[Option<u64>]) -> Option<u64> {
+    match parts {
+        [one] => *one,
+        _ if parts.iter().all(Option::is_none) => None,
+        all => {
+            let mut hasher = DefaultHasher::new();
+            all.hash(&mut hasher);
+            Some(hasher.finish())
+        }
     }
 }
 

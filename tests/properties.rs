@@ -28,6 +28,21 @@ fn field() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// The one-pass IPv4 reader and the standard library agree on every text.
+    #[test]
+    fn addresses_parse_as_the_standard_library_parses_them(
+        text in prop_oneof![
+            "[0-9.:a-f]{0,17}",
+            "[0-9]{1,4}(\\.[0-9]{1,4}){0,4}\\.?",
+            "[0-2]?[0-9]{1,2}\\.[0-2]?[0-9]{1,2}\\.[0-2]?[0-9]{1,2}\\.[0-2]?[0-9]{1,2}",
+        ]
+    ) {
+        let std = text.parse::<IpAddr>().ok().map(|a| a.to_canonical());
+        prop_assert_eq!(vpc_flow_alert::detect::rule::parse_address(&text), std);
+    }
+}
+
+proptest! {
     #[test]
     fn splitting_agrees_with_split_ascii_whitespace(line in "[ a-z0-9\t.:-]{0,200}") {
         let format = FlowFormat::default_v2();

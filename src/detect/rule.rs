@@ -10,7 +10,7 @@
 //! the source. `tcp-flags` with SYN-ACK says so; without flags, a source port below 1024 to a
 //! destination port of 1024 or above (a service answering a client's ephemeral port) does.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use crate::config::Config;
@@ -155,8 +155,45 @@ fn preferred_address(
 
 /// Parses an address and folds IPv4-mapped IPv6 (`::ffff:10.0.0.1`) into IPv4, so that the
 /// same host is matched and reported the same way whichever form the record uses.
+/// An address as the standard library reads it, IPv4-mapped IPv6 folded to IPv4.
 pub fn parse_address(text: &str) -> Option<IpAddr> {
-    IpAddr::from_str(text).ok().map(|a| a.to_canonical())
+    match parse_ipv4(text.as_bytes()) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => IpAddr::from_str(text).ok().map(|a| a.to_canonical()),
+    }
+}
+
+/// Dotted-quad IPv4 as flow logs write it, read in one pass: four decimal octets of one to
+/// three digits, at most 255, without a leading zero (the standard library's rules). `None`
+/// for anything else, which the standard library then reads (IPv6) or refuses.
+fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    if !(7..=15).contains(&text.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if text.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let digits = text[at..]
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let value = text[at..at + digits]
+            .iter()
+            .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+        if digits == 0 || digits > 3 || value > 255 || (digits > 1 && text[at] == b'0') {
+            return None;
+        }
+        *octet = value as u8;
+        at += digits;
+    }
+    (at == text.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// `Some(None)` for an absent field, `Some(Some(n))` for a number, `None` when the field is
@@ -196,6 +233,31 @@ mod tests {
         "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA";
     const SKIPDATA: &str =
         "2 123456789010 eni-11111111aaaaaaaaa - - - - - - - 1431280876 1431280934 - SKIPDATA";
+
+    #[test]
+    fn addresses_read_as_the_standard_library_reads_them() {
+        for text in [
+            "10.0.1.5",
+            "255.255.255.255",
+            "0.0.0.0",
+            "256.1.1.1",
+            "10.0.01.5",
+            "10.0.0",
+            "10.0.0.1.",
+            "1.2.3.4.5",
+            "10..0.1",
+            "1000.0.0.1",
+            " 10.0.0.1",
+            "10.0.0.1a",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "0010.0.0.1",
+            "10.0.0.00",
+        ] {
+            let std = IpAddr::from_str(text).ok().map(|a| a.to_canonical());
+            assert_eq!(parse_address(text), std, "{text}");
+        }
+    }
 
     #[test]
     fn a_reject_from_inside_the_vpc_is_a_finding_with_its_fields() {

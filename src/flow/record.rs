@@ -4,6 +4,7 @@
 //! nothing; the fields stay `&str` slices of the line they came from.
 
 use crate::flow::format::FlowFormat;
+use crate::flow::swar::{below, byte_bits, equal, word};
 
 /// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]
@@ -49,6 +50,12 @@ impl RecordSplitter {
     /// whitespace or control character, for [`Self::split_whitespace`]. Stops early once there
     /// are more than `want` fields.
     fn split_spaces(&mut self, bytes: &[u8], want: usize) -> Option<()> {
+        // Room for every edge up to one block past `want` fields, and the last end: written in
+        // place, then cut to the count.
+        let room = 2 * want + 18;
+        self.edges.resize(room, 0);
+        let edges_out = &mut self.edges[..];
+        let mut count = 0;
         let mut prev_space = 1u32; // the line starts as if after a space
         let whole = bytes.len() / 16 * 16;
         let mut tail = [b' '; 16]; // the short last block, padded with spaces
@@ -58,9 +65,9 @@ impl RecordSplitter {
             .chain((whole < bytes.len()).then_some(&tail[..]));
         for (block_index, block) in blocks.enumerate() {
             let (lo, hi) = block.split_at(8);
-            let (lo, hi) = (word(lo), word(hi));
-            let (low_lo, low_hi) = (below_0x21(lo), below_0x21(hi));
-            if low_lo != equals_space(lo) || low_hi != equals_space(hi) {
+            let (lo, hi) = (word(lo.try_into().unwrap()), word(hi.try_into().unwrap()));
+            let (low_lo, low_hi) = (below(lo, 0x21), below(hi, 0x21));
+            if low_lo != equal(lo, b' ') || low_hi != equal(hi, b' ') {
                 return None;
             }
             let spaces = byte_bits(low_lo) | byte_bits(low_hi) << 8;
@@ -69,16 +76,19 @@ impl RecordSplitter {
             prev_space = spaces >> 15;
             let base = (block_index * 16) as u32;
             while edges != 0 {
-                self.edges.push(base + edges.trailing_zeros());
+                edges_out[count] = base + edges.trailing_zeros();
+                count += 1;
                 edges &= edges - 1;
             }
-            if self.edges.len() > 2 * want {
-                return Some(()); // too many fields: no need to read the rest
+            if count > 2 * want {
+                break; // too many fields: no need to read the rest
             }
         }
-        if prev_space == 0 {
-            self.edges.push(bytes.len() as u32);
+        if prev_space == 0 && count <= 2 * want {
+            edges_out[count] = bytes.len() as u32;
+            count += 1;
         }
+        self.edges.truncate(count);
         Some(())
     }
 
@@ -98,32 +108,6 @@ impl RecordSplitter {
             self.edges.push(bytes.len() as u32);
         }
     }
-}
-
-fn word(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes([
-        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-    ])
-}
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `x` that is below 0x21 (space and control characters).
-/// Exact: adding 0x5f to a 7-bit value never carries into the next byte.
-fn below_0x21(x: u64) -> u64 {
-    !(((x & LOW7) + 0x5f5f_5f5f_5f5f_5f5f) | x) & HIGH
-}
-
-/// The high bit of each byte of `x` that is a space.
-fn equals_space(x: u64) -> u64 {
-    let y = x ^ 0x2020_2020_2020_2020;
-    !(((y & LOW7) + LOW7) | y) & HIGH
-}
-
-/// Gathers the high bits of the eight bytes into one byte: bit k for byte k.
-fn byte_bits(mask: u64) -> u32 {
-    ((mask >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
 }
 
 impl<'a> FlowRecord<'_, 'a> {

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
+use crate::flow::swar::string_stop;
 use crate::input::events::{recognise, Event};
 use crate::input::scan::{Report, Scanner};
 
@@ -423,22 +424,17 @@ impl<'a> Cursor<'a> {
 }
 
 /// The length of a compact object of strings without escapes, `{"k":"v","k2":"v2"}` (what
-/// CloudWatch Logs writes for `extractedFields`), read a byte at a time: its strings are a few
-/// bytes long, too short for a vectorised search to pay for itself. `None` for anything else
-/// (whitespace, escapes, control characters, other values), which the general reader takes.
+/// CloudWatch Logs writes for `extractedFields`), each string's end found eight bytes at a
+/// time. `None` for anything else (whitespace, escapes, control characters, other values),
+/// which the general reader takes.
 fn compact_string_map_len(b: &[u8]) -> Option<usize> {
-    let string_end = |mut i: usize| -> Option<usize> {
+    // The index after the string that opens at `i`.
+    let string_end = |i: usize| -> Option<usize> {
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        i += 1;
-        loop {
-            match *b.get(i)? {
-                b'"' => return Some(i + 1),
-                b'\\' | 0..=0x1f => return None,
-                _ => i += 1,
-            }
-        }
+        let stop = string_stop(b, i + 1)?;
+        (b[stop] == b'"').then_some(stop + 1)
     };
     if b.first() != Some(&b'{') {
         return None;

@@ -179,14 +179,14 @@ fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
             }
             at += 1;
         }
-        let digits = text[at..]
-            .iter()
-            .take(4)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let value = text[at..at + digits]
-            .iter()
-            .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+        let (mut digits, mut value) = (0, 0u32);
+        while let Some(d) = text
+            .get(at + digits)
+            .filter(|d| d.is_ascii_digit() && digits < 4)
+        {
+            value = value * 10 + u32::from(d - b'0');
+            digits += 1;
+        }
         if digits == 0 || digits > 3 || value > 255 || (digits > 1 && text[at] == b'0') {
             return None;
         }

@@ -4,13 +4,16 @@
 //! nothing; the fields stay `&str` slices of the line they came from.
 
 use crate::flow::format::FlowFormat;
-use crate::flow::swar::{below, byte_bits, equal, word};
+use crate::flow::swar::{below, byte_bits, equal};
 
 /// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]
 pub struct RecordSplitter {
-    /// Where each field starts and ends, in turn: field i is `edges[2i]..edges[2i + 1]`.
+    /// Where each field starts and ends, in turn: field i is `edges[2i]..edges[2i + 1]`. Only
+    /// the first `count` are the current line's; the buffer keeps its length between lines, so
+    /// splitting a line writes its edges in place.
     edges: Vec<u32>,
+    count: usize,
 }
 
 /// A record whose field count matches its format. Fields that are `-` read as absent.
@@ -33,81 +36,121 @@ impl RecordSplitter {
         if line.len() > u32::MAX as usize {
             return None;
         }
-        self.edges.clear();
-        if self.split_spaces(line.as_bytes(), want).is_none() {
-            self.edges.clear();
-            self.split_whitespace(line.as_bytes(), want);
+        // Room for every edge up to one block past `want` fields, the last end, and the slots
+        // the fast path writes ahead.
+        let room = 2 * want + 24;
+        if self.edges.len() < room {
+            self.edges.resize(room, 0);
         }
-        (self.edges.len() == 2 * want).then_some(FlowRecord {
+        self.count = split_spaces(&mut self.edges, line.as_bytes(), want)
+            .unwrap_or_else(|| split_whitespace(&mut self.edges, line.as_bytes(), want));
+        (self.count == 2 * want).then_some(FlowRecord {
             line,
-            edges: &self.edges,
+            edges: &self.edges[..self.count],
         })
     }
+}
 
-    /// The fast path for records separated by spaces, sixteen bytes at a time (SWAR): finds where
-    /// fields start and end from bit masks instead of looking at every byte, and records every
-    /// edge without asking which kind it is (they alternate). `None` when the line holds another
-    /// whitespace or control character, for [`Self::split_whitespace`]. Stops early once there
-    /// are more than `want` fields.
-    fn split_spaces(&mut self, bytes: &[u8], want: usize) -> Option<()> {
-        // Room for every edge up to one block past `want` fields, and the last end: written in
-        // place, then cut to the count.
-        let room = 2 * want + 18;
-        self.edges.resize(room, 0);
-        let edges_out = &mut self.edges[..];
-        let mut count = 0;
-        let mut prev_space = 1u32; // the line starts as if after a space
-        let whole = bytes.len() / 16 * 16;
-        let mut tail = [b' '; 16]; // the short last block, padded with spaces
-        tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-        let blocks = bytes[..whole]
-            .chunks_exact(16)
-            .chain((whole < bytes.len()).then_some(&tail[..]));
-        for (block_index, block) in blocks.enumerate() {
-            let (lo, hi) = block.split_at(8);
-            let (lo, hi) = (word(lo.try_into().unwrap()), word(hi.try_into().unwrap()));
-            let (low_lo, low_hi) = (below(lo, 0x21), below(hi, 0x21));
-            if low_lo != equal(lo, b' ') || low_hi != equal(hi, b' ') {
-                return None;
-            }
-            let spaces = byte_bits(low_lo) | byte_bits(low_hi) << 8;
-            // A bit where a byte differs from the one before it: a field starts or ends there.
-            let mut edges = (spaces ^ ((spaces << 1) | prev_space)) & 0xffff;
-            prev_space = spaces >> 15;
-            let base = (block_index * 16) as u32;
-            while edges != 0 {
-                edges_out[count] = base + edges.trailing_zeros();
-                count += 1;
-                edges &= edges - 1;
-            }
-            if count > 2 * want {
-                break; // too many fields: no need to read the rest
-            }
+/// The fast path for records separated by spaces, sixteen bytes at a time (SWAR): finds where
+/// fields start and end from bit masks instead of looking at every byte, and records every edge
+/// without asking which kind it is (they alternate). Returns how many edges it wrote, or `None`
+/// when the line holds another whitespace or control character, for [`split_whitespace`].
+/// Stops early once there are more than `want` fields.
+fn split_spaces(out: &mut [u32], bytes: &[u8], want: usize) -> Option<usize> {
+    let mut count = 0;
+    let mut prev_space = 1u32; // the line starts as if after a space
+    let mut blocks = bytes.chunks_exact(16);
+    let mut base = 0;
+    for block in blocks.by_ref() {
+        let block = u128::from_le_bytes(block.try_into().expect("blocks of sixteen"));
+        block_edges(out, &mut count, block, base, &mut prev_space)?;
+        if count > 2 * want {
+            return Some(count); // too many fields: no need to read the rest
         }
-        if prev_space == 0 && count <= 2 * want {
-            edges_out[count] = bytes.len() as u32;
+        base += 16;
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        // The short last block, padded with spaces: read as the line's last sixteen bytes,
+        // shifted down past the ones already read (copying it into a padded buffer would make
+        // the processor wait for the copy before it can read the words back).
+        const SPACES: u128 = u128::from_le_bytes([b' '; 16]);
+        let fill = SPACES << (8 * rest.len());
+        let block = match bytes.last_chunk::<16>() {
+            Some(last) => u128::from_le_bytes(*last) >> (8 * (16 - rest.len())) | fill,
+            None => {
+                let mut tail = [b' '; 16];
+                tail[..rest.len()].copy_from_slice(rest);
+                u128::from_le_bytes(tail)
+            }
+        };
+        block_edges(out, &mut count, block, base, &mut prev_space)?;
+    }
+    if prev_space == 0 && count <= 2 * want {
+        out[count] = bytes.len() as u32;
+        count += 1;
+    }
+    Some(count)
+}
+
+/// Writes the edges of one sixteen-byte block (byte k at bits 8k..8k + 8) that starts at
+/// `base`; `prev_space` carries whether the byte before it was a space. `None` when the block
+/// holds whitespace other than spaces, or a control character.
+#[inline(always)]
+fn block_edges(
+    out: &mut [u32],
+    count: &mut usize,
+    block: u128,
+    base: u32,
+    prev_space: &mut u32,
+) -> Option<()> {
+    let (lo, hi) = (block as u64, (block >> 64) as u64);
+    let (low_lo, low_hi) = (below(lo, 0x21), below(hi, 0x21));
+    if low_lo != equal(lo, b' ') || low_hi != equal(hi, b' ') {
+        return None;
+    }
+    let spaces = byte_bits(low_lo) | byte_bits(low_hi) << 8;
+    // A bit where a byte differs from the one before it: a field starts or ends there.
+    let mut edges = (spaces ^ ((spaces << 1) | *prev_space)) & 0xffff;
+    *prev_space = spaces >> 15;
+    // A block of a record holds three or four edges: four are written whatever the count
+    // (past the last one they are garbage, overwritten by the next block), so the loop rarely
+    // depends on the data; a block with more goes on one at a time.
+    let n = edges.count_ones() as usize;
+    let slots: &mut [u32; 4] = (&mut out[*count..*count + 4]).try_into().unwrap();
+    for slot in slots {
+        *slot = base + edges.trailing_zeros();
+        edges &= edges.wrapping_sub(1);
+    }
+    let mut at = *count + 4;
+    while edges != 0 {
+        out[at] = base + edges.trailing_zeros();
+        at += 1;
+        edges &= edges - 1;
+    }
+    *count += n;
+    Some(())
+}
+
+/// The general path: any ASCII whitespace separates fields, one byte at a time.
+fn split_whitespace(out: &mut [u32], bytes: &[u8], want: usize) -> usize {
+    let mut count = 0;
+    let mut in_field = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_whitespace() == in_field {
+            out[count] = i as u32;
             count += 1;
-        }
-        self.edges.truncate(count);
-        Some(())
-    }
-
-    /// The general path: any ASCII whitespace separates fields, one byte at a time.
-    fn split_whitespace(&mut self, bytes: &[u8], want: usize) {
-        let mut in_field = false;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b.is_ascii_whitespace() == in_field {
-                self.edges.push(i as u32);
-                in_field = !in_field;
-                if self.edges.len() > 2 * want {
-                    return;
-                }
+            in_field = !in_field;
+            if count > 2 * want {
+                return count;
             }
         }
-        if in_field {
-            self.edges.push(bytes.len() as u32);
-        }
     }
+    if in_field {
+        out[count] = bytes.len() as u32;
+        count += 1;
+    }
+    count
 }
 
 impl<'a> FlowRecord<'_, 'a> {
@@ -175,8 +218,8 @@ mod tests {
     #[test]
     fn the_fast_and_the_general_split_agree() {
         let format = FlowFormat::parse("a b c d e f g h i j k l m n action srcaddr").unwrap();
-        let mut fast = RecordSplitter::default();
-        let mut general = RecordSplitter::default();
+        let mut fast = vec![0; 64];
+        let mut general = vec![0; 64];
         for line in [
             "",
             " ",
@@ -189,26 +232,21 @@ mod tests {
             "a\tb",
         ] {
             for want in [1, 2, 3, 14, 16] {
-                fast.edges.clear();
-                general.edges.clear();
-                let f = fast.split_spaces(line.as_bytes(), want);
-                general.split_whitespace(line.as_bytes(), want);
-                if f.is_some() {
+                let f = split_spaces(&mut fast, line.as_bytes(), want);
+                let g = split_whitespace(&mut general, line.as_bytes(), want);
+                if let Some(f) = f {
                     // Both stop once they know there are too many fields, at different points.
-                    let fields = |e: &[u32]| e.len().min(2 * want + 1);
-                    assert_eq!(
-                        fields(&fast.edges),
-                        fields(&general.edges),
-                        "{line:?} {want}"
-                    );
-                    if fast.edges.len() <= 2 * want {
-                        assert_eq!(fast.edges, general.edges, "{line:?} {want}");
+                    let fields = |n: usize| n.min(2 * want + 1);
+                    assert_eq!(fields(f), fields(g), "{line:?} {want}");
+                    if f <= 2 * want {
+                        assert_eq!(fast[..f], general[..g], "{line:?} {want}");
                     }
                 } else {
                     assert!(line.contains('\t'), "{line:?}");
                 }
             }
         }
+        let mut fast = RecordSplitter::default();
         assert!(fast.split("a\tb c", &format).is_none());
     }
 

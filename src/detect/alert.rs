@@ -165,12 +165,13 @@ impl Alert {
         } else {
             Kind::Probe
         };
+        let incident_id = incident.id();
         let id = match claim {
-            Claim::Level(level) => format!("{}/{}", incident.id(), level.as_str()),
-            Claim::Reminder => format!("{}/reminder-{}", incident.id(), incident.reminders),
+            Claim::Level(level) => format!("{incident_id}/{}", level.as_str()),
+            Claim::Reminder => format!("{incident_id}/reminder-{}", incident.reminders),
         };
         Alert {
-            incident: incident.id(),
+            incident: incident_id,
             id,
             reason: incident.reason(claim),
             severity,

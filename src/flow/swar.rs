@@ -41,21 +41,22 @@ pub fn first(mask: u64) -> usize {
 /// control character at or after `from`, or `None` when there is none. A string without
 /// escapes ends there exactly when that byte is a quote.
 pub fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    for (n, chunk) in chunks.by_ref().enumerate() {
-        let x = word(chunk.try_into().expect("chunks of eight"));
+    // Strings in CloudWatch's documents are mostly shorter than a word: a plain loop, no
+    // iterator to set up per string.
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let x = word(chunk.try_into().expect("eight bytes"));
         let stops = equal(x, b'"') | equal(x, b'\\') | below(x, 0x20);
         if stops != 0 {
-            return Some(from + 8 * n + first(stops));
+            return Some(at + first(stops));
         }
+        at += 8;
     }
-    let done = rest.len() - chunks.remainder().len();
-    chunks
-        .remainder()
+    bytes
+        .get(at..)?
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|at| from + done + at)
+        .map(|offset| at + offset)
 }
 
 #[cfg(test)]

@@ -155,7 +155,6 @@ fn preferred_address(
 
 /// Parses an address and folds IPv4-mapped IPv6 (`::ffff:10.0.0.1`) into IPv4, so that the
 /// same host is matched and reported the same way whichever form the record uses.
-/// An address as the standard library reads it, IPv4-mapped IPv6 folded to IPv4.
 pub fn parse_address(text: &str) -> Option<IpAddr> {
     match parse_ipv4(text.as_bytes()) {
         Some(v4) => Some(IpAddr::V4(v4)),

@@ -119,7 +119,7 @@ fn block_edges(
     let n = edges.count_ones() as usize;
     let slots: &mut [u32; 4] = (&mut out[*count..*count + 4]).try_into().unwrap();
     for slot in slots {
-        *slot = base + edges.trailing_zeros();
+        *slot = base.wrapping_add(edges.trailing_zeros());
         edges &= edges.wrapping_sub(1);
     }
     let mut at = *count + 4;

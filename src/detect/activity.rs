@@ -20,13 +20,13 @@ pub const ID_CAP: usize = 100;
 
 /// A set that keeps at most `N` values and remembers whether it had to drop any.
 ///
-/// The values are a sorted slice of exactly their number, not a tree nor a vector with room
-/// to grow: most sources touch a handful of hosts and ports, and a delivery may hold tens of
-/// thousands of sources (a tree node is 11 slots whatever the count, a vector doubles). A new
-/// value costs a reallocation, which is cheap beside reading the record that brought it.
+/// The values are sorted [`Slots`]: one in place, more in a slice of exactly their number, not
+/// a tree nor a vector with room to grow: most sources touch a handful of hosts and ports, and
+/// a delivery may hold tens of thousands of sources (a tree node is 11 slots whatever the
+/// count, a vector doubles). A second or later value costs a reallocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capped<T: Ord, const N: usize> {
-    values: Box<[T]>,
+    values: Slots<T>,
     /// A value was dropped (or, read back from the shared store, the set was full): the true
     /// count is at least `len()`.
     pub overflow: bool,
@@ -35,7 +35,7 @@ pub struct Capped<T: Ord, const N: usize> {
 impl<T: Ord, const N: usize> Default for Capped<T, N> {
     fn default() -> Self {
         Capped {
-            values: Box::default(),
+            values: Slots::default(),
             overflow: false,
         }
     }
@@ -43,14 +43,14 @@ impl<T: Ord, const N: usize> Default for Capped<T, N> {
 
 impl<T: Ord, const N: usize> Capped<T, N> {
     pub fn insert(&mut self, value: T) {
-        if let Err(at) = self.values.binary_search(&value) {
+        if let Err(at) = self.values.as_slice().binary_search(&value) {
             self.insert_at(at, || value);
         }
     }
 
     fn insert_at(&mut self, at: usize, make: impl FnOnce() -> T) {
-        if self.values.len() < N {
-            insert_exact(&mut self.values, at, make());
+        if self.values.as_slice().len() < N {
+            self.values.insert(at, make());
         } else {
             self.overflow = true;
         }
@@ -62,7 +62,11 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         T: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        if let Err(at) = self.values.binary_search_by(|v| v.borrow().cmp(key)) {
+        if let Err(at) = self
+            .values
+            .as_slice()
+            .binary_search_by(|v| v.borrow().cmp(key))
+        {
             self.insert_at(at, make);
         }
     }
@@ -71,15 +75,16 @@ impl<T: Ord, const N: usize> Capped<T, N> {
     where
         T: Clone,
     {
-        self.overflow |= merge_sorted(&mut self.values, &other.values, N) | other.overflow;
+        self.overflow |=
+            merge_sorted(&mut self.values, other.values.as_slice(), N) | other.overflow;
     }
 
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.values.as_slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.as_slice().is_empty()
     }
 
     /// Whether every value seen is here (the count is exact).
@@ -89,7 +94,7 @@ impl<T: Ord, const N: usize> Capped<T, N> {
 
     /// The values, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.values.iter()
+        self.values.as_slice().iter()
     }
 
     /// The lowest `n` values.
@@ -97,26 +102,81 @@ impl<T: Ord, const N: usize> Capped<T, N> {
     where
         T: Clone,
     {
-        self.values.iter().take(n).cloned().collect()
+        self.values.as_slice().iter().take(n).cloned().collect()
     }
 }
 
-/// Puts `value` at `at` in a slice of exactly its values (one reallocation).
-fn insert_exact<T>(values: &mut Box<[T]>, at: usize, value: T) {
-    let mut grown = std::mem::take(values).into_vec();
-    grown.reserve_exact(1);
-    grown.insert(at, value);
-    *values = grown.into_boxed_slice();
+/// Sorted values: a single one in place (most sets of a source hold one protocol, one account,
+/// one log stream, often one host and port: no allocation), more in a slice of exactly their
+/// number. Always in the one form for a count (one value is never a slice), so the derived
+/// equality compares the values. The same size as the slice alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slots<T> {
+    One(T),
+    Many(Box<[T]>),
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots::Many(Box::default())
+    }
+}
+
+impl<T> Slots<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slots::One(value) => std::slice::from_ref(value),
+            Slots::Many(values) => values,
+        }
+    }
+
+    /// The values in a vector with room for `extra` more.
+    fn into_vec(self, extra: usize) -> Vec<T> {
+        match self {
+            Slots::One(value) => {
+                let mut values = Vec::with_capacity(1 + extra);
+                values.push(value);
+                values
+            }
+            Slots::Many(values) => {
+                let mut values = values.into_vec();
+                values.reserve_exact(extra);
+                values
+            }
+        }
+    }
+
+    fn from_vec(mut values: Vec<T>) -> Slots<T> {
+        match (values.pop(), values.is_empty()) {
+            (Some(value), true) => Slots::One(value),
+            (Some(value), false) => {
+                values.push(value);
+                Slots::Many(values.into_boxed_slice())
+            }
+            (None, _) => Slots::default(),
+        }
+    }
+
+    /// Puts `value` at `at` (one reallocation from the second value on).
+    fn insert(&mut self, at: usize, value: T) {
+        if self.as_slice().is_empty() {
+            *self = Slots::One(value);
+            return;
+        }
+        let mut grown = std::mem::take(self).into_vec(1);
+        grown.insert(at, value);
+        *self = Slots::from_vec(grown);
+    }
 }
 
 /// Adds the values of `other` that `values` lacks, while it holds fewer than `room`, in one
 /// vector for the whole merge (a set of a thousand would otherwise reallocate a thousand
-/// times), back to an exact slice at the end. True when a value did not fit.
-fn merge_sorted<T: Ord + Clone>(values: &mut Box<[T]>, other: &[T], room: usize) -> bool {
+/// times), back to exact slots at the end. True when a value did not fit.
+fn merge_sorted<T: Ord + Clone>(values: &mut Slots<T>, other: &[T], room: usize) -> bool {
     if other.is_empty() {
         return false;
     }
-    let mut merged = std::mem::take(values).into_vec();
+    let mut merged = std::mem::take(values).into_vec(0);
     let mut dropped = false;
     for v in other {
         if let Err(at) = merged.binary_search(v) {
@@ -127,7 +187,7 @@ fn merge_sorted<T: Ord + Clone>(values: &mut Box<[T]>, other: &[T], room: usize)
             }
         }
     }
-    *values = merged.into_boxed_slice();
+    *values = Slots::from_vec(merged);
     dropped
 }
 
@@ -147,7 +207,7 @@ impl<T: Ord, const N: usize> FromIterator<T> for Capped<T, N> {
 /// any IPv6 one, as `IpAddr` orders them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addrs<const N: usize> {
-    v4: Box<[u32]>,
+    v4: Slots<u32>,
     /// One word while empty, as nearly all are: a `Vec` would take three.
     #[allow(clippy::box_collection)]
     v6: Option<Box<Vec<Ipv6Addr>>>,
@@ -161,11 +221,11 @@ impl<const N: usize> Addrs<N> {
         match value {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
-                if let Err(at) = self.v4.binary_search(&a) {
+                if let Err(at) = self.v4.as_slice().binary_search(&a) {
                     if full {
                         self.overflow = true;
                     } else {
-                        insert_exact(&mut self.v4, at, a);
+                        self.v4.insert(at, a);
                     }
                 }
             }
@@ -187,7 +247,7 @@ impl<const N: usize> Addrs<N> {
 
     pub fn extend_from(&mut self, other: &Addrs<N>) {
         let room = N.saturating_sub(self.v6.as_ref().map_or(0, |v| v.len()));
-        self.overflow |= merge_sorted(&mut self.v4, &other.v4, room);
+        self.overflow |= merge_sorted(&mut self.v4, other.v4.as_slice(), room);
         for &a in other.v6.iter().flat_map(|v| v.iter()) {
             self.insert(IpAddr::V6(a));
         }
@@ -195,7 +255,7 @@ impl<const N: usize> Addrs<N> {
     }
 
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.as_ref().map_or(0, |v| v.len())
+        self.v4.as_slice().len() + self.v6.as_ref().map_or(0, |v| v.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,7 +269,11 @@ impl<const N: usize> Addrs<N> {
 
     /// The addresses, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        let v4 = self.v4.iter().map(|&a| IpAddr::V4(Ipv4Addr::from(a)));
+        let v4 = self
+            .v4
+            .as_slice()
+            .iter()
+            .map(|&a| IpAddr::V4(Ipv4Addr::from(a)));
         let v6 = self
             .v6
             .iter()
@@ -505,6 +569,45 @@ impl Aggregator {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_is_equal_to_the_same_values_however_they_came() {
+        let mut one_by_one: Capped<u16, 4> = Capped::default();
+        for p in [30, 10, 20, 10] {
+            one_by_one.insert(p);
+        }
+        let mut merged: Capped<u16, 4> = [20].into_iter().collect();
+        merged.extend_from(&[10, 30].into_iter().collect());
+        assert_eq!(one_by_one, merged);
+        assert_eq!(one_by_one.iter().copied().collect::<Vec<_>>(), [10, 20, 30]);
+        // One value, in place, whether inserted or merged into an empty set.
+        let single: Capped<u16, 4> = [7].into_iter().collect();
+        let mut from_merge: Capped<u16, 4> = Capped::default();
+        from_merge.extend_from(&single);
+        assert_eq!(single, from_merge);
+        assert_eq!((single.len(), single.lowest(5)), (1, vec![7]));
+        // The cap still holds, and says so.
+        for p in 40..50 {
+            one_by_one.insert(p);
+        }
+        assert_eq!((one_by_one.len(), one_by_one.is_exact()), (4, false));
+        let mut hosts: Addrs<4> = ["10.0.0.2", "10.0.0.1"]
+            .iter()
+            .map(|a| a.parse::<IpAddr>().unwrap())
+            .collect();
+        hosts.extend_from(
+            &["10.0.0.1".parse::<IpAddr>().unwrap()]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(
+            hosts.lowest(5),
+            [
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
+    }
 
     pub(crate) fn finding(source: &str, dst: &str, port: u16) -> Finding<'static> {
         Finding {

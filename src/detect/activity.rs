@@ -147,13 +147,9 @@ impl<T> Slots<T> {
     }
 
     fn from_vec(mut values: Vec<T>) -> Slots<T> {
-        match (values.pop(), values.is_empty()) {
-            (Some(value), true) => Slots::One(value),
-            (Some(value), false) => {
-                values.push(value);
-                Slots::Many(values.into_boxed_slice())
-            }
-            (None, _) => Slots::default(),
+        match values.len() {
+            1 => Slots::One(values.pop().expect("one value")),
+            _ => Slots::Many(values.into_boxed_slice()),
         }
     }
 

@@ -9,11 +9,10 @@ use crate::flow::swar::{below, byte_bits, equal};
 /// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]
 pub struct RecordSplitter {
-    /// Where each field starts and ends, in turn: field i is `edges[2i]..edges[2i + 1]`. Only
-    /// the first `count` are the current line's; the buffer keeps its length between lines, so
-    /// splitting a line writes its edges in place.
+    /// Where each field starts and ends, in turn: field i is `edges[2i]..edges[2i + 1]`. The
+    /// buffer keeps its length between lines, so splitting a line writes its edges in place;
+    /// the record holds as many as the split wrote.
     edges: Vec<u32>,
-    count: usize,
 }
 
 /// A record whose field count matches its format. Fields that are `-` read as absent.
@@ -32,21 +31,23 @@ impl RecordSplitter {
         line: &'a str,
         format: &FlowFormat,
     ) -> Option<FlowRecord<'s, 'a>> {
+        // Whitespace at either end makes no field; without it (a file's line break above all)
+        // the line takes the fast path, which refuses any whitespace but a space.
+        let line = line.trim_ascii();
         let want = format.len();
         if line.len() > u32::MAX as usize {
             return None;
         }
-        // Room for every edge up to one block past `want` fields, the last end, and the slots
-        // the fast path writes ahead.
-        let room = 2 * want + 24;
+        // Room for every edge up to one block past `want` fields, and the last end.
+        let room = 2 * want + 17;
         if self.edges.len() < room {
             self.edges.resize(room, 0);
         }
-        self.count = split_spaces(&mut self.edges, line.as_bytes(), want)
+        let count = split_spaces(&mut self.edges, line.as_bytes(), want)
             .unwrap_or_else(|| split_whitespace(&mut self.edges, line.as_bytes(), want));
-        (self.count == 2 * want).then_some(FlowRecord {
+        (count == 2 * want).then_some(FlowRecord {
             line,
-            edges: &self.edges[..self.count],
+            edges: &self.edges[..count],
         })
     }
 }
@@ -113,22 +114,11 @@ fn block_edges(
     // A bit where a byte differs from the one before it: a field starts or ends there.
     let mut edges = (spaces ^ ((spaces << 1) | *prev_space)) & 0xffff;
     *prev_space = spaces >> 15;
-    // A block of a record holds three or four edges: four are written whatever the count
-    // (past the last one they are garbage, overwritten by the next block), so the loop rarely
-    // depends on the data; a block with more goes on one at a time.
-    let n = edges.count_ones() as usize;
-    let slots: &mut [u32; 4] = (&mut out[*count..*count + 4]).try_into().unwrap();
-    for slot in slots {
-        *slot = base.wrapping_add(edges.trailing_zeros());
-        edges &= edges.wrapping_sub(1);
-    }
-    let mut at = *count + 4;
     while edges != 0 {
-        out[at] = base + edges.trailing_zeros();
-        at += 1;
+        out[*count] = base + edges.trailing_zeros();
+        *count += 1;
         edges &= edges - 1;
     }
-    *count += n;
     Some(())
 }
 

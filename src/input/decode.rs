@@ -373,21 +373,21 @@ impl<'a> Cursor<'a> {
     /// The event exactly as CloudWatch Logs writes it, `{"id":"..","timestamp":..,"message":".."}`,
     /// read with two searches; `None` leaves the cursor where it was.
     fn compact_log_event(&mut self) -> Option<LogEvent<'a>> {
-        let rest = after(self.0, b"{\"id\":\"")?;
+        let rest = self.0.strip_prefix("{\"id\":\"")?;
         let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
         let (id, rest) = rest.split_at(end);
-        let rest = after(rest, b"\",\"timestamp\":")?;
+        let rest = rest.strip_prefix("\",\"timestamp\":")?;
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return None;
         }
-        let rest = after(&rest[digits..], b",\"message\":\"")?;
+        let rest = rest[digits..].strip_prefix(",\"message\":\"")?;
         let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
         let (message, rest) = rest.split_at(end);
         let rest = rest.strip_prefix('"')?;
         // What a space-delimited filter pattern adds to every event: the fields by name, which
         // the record's own message already holds.
-        let rest = match after(rest, b",\"extractedFields\":") {
+        let rest = match rest.strip_prefix(",\"extractedFields\":") {
             Some(fields) => &fields[compact_string_map_len(fields.as_bytes())?..],
             None => rest,
         };
@@ -421,12 +421,6 @@ impl<'a> Cursor<'a> {
         }
         Some(LogEvent { id, message })
     }
-}
-
-/// `text` after `prefix` (ASCII), compared as one array rather than through `memcmp`: the
-/// shortcut tests a few such prefixes per log event.
-fn after<'a, const N: usize>(text: &'a str, prefix: &[u8; N]) -> Option<&'a str> {
-    (text.as_bytes().first_chunk::<N>() == Some(prefix)).then(|| &text[N..])
 }
 
 /// The length of a compact object of strings without escapes, `{"k":"v","k2":"v2"}` (what

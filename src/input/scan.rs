@@ -170,9 +170,7 @@ impl<'c> Scanner<'c> {
 
     /// Scans one record; `owner` is the account the input came from, if it says.
     pub fn record(&mut self, line: &str, owner: Option<&str>) {
-        // Without the line break a file's lines end with, the splitter's fast path takes them.
-        let line = line.trim_ascii();
-        if line.is_empty() {
+        if line.trim_ascii().is_empty() {
             return;
         }
         self.counts.records += 1;

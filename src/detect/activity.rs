@@ -42,7 +42,17 @@ impl<T: Ord, const N: usize> Default for Capped<T, N> {
 }
 
 impl<T: Ord, const N: usize> Capped<T, N> {
+    /// Whether the set is at its cap and has dropped a value: nothing added can change it
+    /// (a value it holds stays, any other is dropped), so it is not even looked up. A busy
+    /// source fills its sets early; the rest of its records skip the searches.
+    fn settled(&self) -> bool {
+        self.overflow && self.values.as_slice().len() >= N
+    }
+
     pub fn insert(&mut self, value: T) {
+        if self.settled() {
+            return;
+        }
         if let Err(at) = self.values.as_slice().binary_search(&value) {
             self.insert_at(at, || value);
         }
@@ -62,6 +72,9 @@ impl<T: Ord, const N: usize> Capped<T, N> {
         T: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
+        if self.settled() {
+            return;
+        }
         if let Err(at) = self
             .values
             .as_slice()
@@ -214,6 +227,9 @@ pub struct Addrs<const N: usize> {
 impl<const N: usize> Addrs<N> {
     pub fn insert(&mut self, value: IpAddr) {
         let full = self.len() >= N;
+        if full && self.overflow {
+            return; // settled, as a full [`Capped`] that has dropped a value
+        }
         match value {
             IpAddr::V4(a) => {
                 let a = u32::from(a);

@@ -115,7 +115,7 @@ struct LogEvent<'a> {
     message: Option<Cow<'a, str>>,
 }
 
-impl LogsDocument<'_> {
+impl<'a> LogsDocument<'a> {
     fn is_document(&self) -> bool {
         self.message_type.is_some() || self.log_events.is_some()
     }
@@ -139,38 +139,76 @@ impl LogsDocument<'_> {
         }
     }
 
-    fn scan(&self, config: &Config) -> Report {
-        let mut scanner = Scanner::new(config);
-        let owner = self.owner.as_deref();
-        let events = match self.message_type.as_deref() {
-            Some("DATA_MESSAGE") => self.log_events.as_deref().unwrap_or_default(),
-            _ => &[],
-        };
-        for event in events {
-            match &event.message {
-                Some(message) => scanner.record(message, owner),
-                None => scanner.unreadable_record(),
-            }
-        }
-        let origin = Origin {
+    /// Whether the document's log events are records to read (a control message's are not).
+    fn has_records(&self) -> bool {
+        self.message_type.as_deref() == Some("DATA_MESSAGE")
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
             log_group: self.log_group.as_deref().map(str::to_owned),
             log_stream: self.log_stream.as_deref().map(str::to_owned),
-        };
-        let mut report = scanner.finish(origin);
-        report.fingerprint = fingerprint(events);
-        report
+        }
+    }
+
+    fn scan(&self, config: &Config) -> Report {
+        let mut events = EventScan::new(config, self.owner.as_deref());
+        if self.has_records() {
+            for event in self.log_events.iter().flatten() {
+                events.add(event.id.as_deref(), event.message.as_deref());
+            }
+        }
+        events.finish(self.origin())
     }
 }
 
-/// Identifies a batch by its log event ids. CloudWatch Logs ids are unique and a batch is
-/// delivered whole, so the first and last ids and the count identify it; hashing every id
-/// would cost as much as parsing the records.
-fn fingerprint(events: &[LogEvent<'_>]) -> Option<u64> {
-    let first = events.first()?.id.as_deref()?;
-    let last = events.last()?.id.as_deref()?;
-    let mut hasher = DefaultHasher::new();
-    (first, last, events.len()).hash(&mut hasher);
-    Some(hasher.finish())
+/// A document's log events, fed to a scanner one at a time as they are read, and what
+/// identifies their batch.
+struct EventScan<'c, 'a> {
+    scanner: Scanner<'c>,
+    owner: Option<&'a str>,
+    /// The ids of the first and the last event, once there is one.
+    ends: Option<(Option<&'a str>, Option<&'a str>)>,
+    count: usize,
+}
+
+impl<'c, 'a> EventScan<'c, 'a> {
+    fn new(config: &'c Config, owner: Option<&'a str>) -> EventScan<'c, 'a> {
+        EventScan {
+            scanner: Scanner::new(config),
+            owner,
+            ends: None,
+            count: 0,
+        }
+    }
+
+    /// One log event; an event without a message is counted malformed.
+    fn add(&mut self, id: Option<&'a str>, message: Option<&'a str>) {
+        match &mut self.ends {
+            Some((_, last)) => *last = id,
+            None => self.ends = Some((id, id)),
+        }
+        self.count += 1;
+        match message {
+            Some(message) => self.scanner.record(message, self.owner),
+            None => self.scanner.unreadable_record(),
+        }
+    }
+
+    /// The report, with the batch's fingerprint.
+    ///
+    /// CloudWatch Logs ids are unique and a batch is delivered whole, so the first and last
+    /// ids and the count identify it; hashing every id would cost as much as parsing the
+    /// records. `None` when there are no events or an end has no id.
+    fn finish(self, origin: Origin) -> Report {
+        let mut report = self.scanner.finish(origin);
+        if let Some((Some(first), Some(last))) = self.ends {
+            let mut hasher = DefaultHasher::new();
+            (first, last, self.count).hash(&mut hasher);
+            report.fingerprint = Some(hasher.finish());
+        }
+        report
+    }
 }
 
 /// Scans a JSON input: a subscription event or a decoded document.
@@ -239,11 +277,12 @@ pub fn scan_compressed_document(compressed: &[u8], config: &Config) -> Result<Re
 /// Scans the document in `decoded`, which came from `container` (named when it holds JSON of
 /// another kind).
 fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Report, DecodeError> {
-    let document = match fast_document(decoded) {
-        Some(document) => document,
-        None => {
-            serde_json::from_slice(decoded).map_err(|e| DecodeError::Document(e.to_string()))?
-        }
+    let (document, scanned) = match fast_scan(decoded, config) {
+        Some((document, report)) => (document, Some(report)),
+        None => (
+            serde_json::from_slice(decoded).map_err(|e| DecodeError::Document(e.to_string()))?,
+            None,
+        ),
     };
     if !document.is_document() {
         return Err(DecodeError::Document(format!(
@@ -251,27 +290,40 @@ fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Rep
         )));
     }
     document.check()?;
-    Ok(document.scan(config))
+    Ok(scanned.unwrap_or_else(|| document.scan(config)))
 }
 
-/// Reads the document CloudWatch Logs writes (compact JSON, known keys, no escapes in the
-/// strings) by jumping from quote to quote with `memchr`, which is several times faster than a
-/// general JSON parser over 10,000 log events. Anything it does not expect (an escape, an
-/// unknown key, a syntax error) returns `None`, and serde reads the document instead, so the
-/// result and the errors are serde's whenever the shortcut does not apply.
-fn fast_document(bytes: &[u8]) -> Option<LogsDocument<'_>> {
+/// Reads the document CloudWatch Logs writes (compact JSON, known keys in its order, no
+/// escapes in the strings) by jumping from quote to quote, and scans each log event as it is
+/// read: several times faster than a general JSON parser over 10,000 log events, and the
+/// events are never collected. Anything it does not expect (an escape, an unknown or repeated
+/// key, the events before the message type or the owner, a syntax error) returns `None`, and
+/// serde reads the document instead, so the result and the errors are serde's whenever the
+/// shortcut does not apply. The document it returns has its header, and an empty list of
+/// events when it had some (their records are in the report).
+fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, Report)> {
     // One UTF-8 check for the whole buffer; strings are then cut at ASCII quotes.
     let mut c = Cursor(std::str::from_utf8(bytes).ok()?);
     let mut doc = LogsDocument::default();
+    let mut owner = None;
+    let mut scanned = None;
     c.expect(b'{')?;
     loop {
         let key = c.string()?;
         c.expect(b':')?;
+        let once = |slot: &Option<Cow<'a, str>>, value: &'a str| {
+            slot.is_none().then_some(Some(Cow::Borrowed(value)))
+        };
         match key {
-            "messageType" => doc.message_type = Some(Cow::Borrowed(c.string()?)),
-            "owner" => doc.owner = Some(Cow::Borrowed(c.string()?)),
-            "logGroup" => doc.log_group = Some(Cow::Borrowed(c.string()?)),
-            "logStream" => doc.log_stream = Some(Cow::Borrowed(c.string()?)),
+            "messageType" => doc.message_type = once(&doc.message_type, c.string()?)?,
+            // The owner is the account of every record: it must come before them.
+            "owner" if doc.log_events.is_none() => {
+                let value = c.string()?;
+                doc.owner = once(&doc.owner, value)?;
+                owner = Some(value);
+            }
+            "logGroup" => doc.log_group = once(&doc.log_group, c.string()?)?,
+            "logStream" => doc.log_stream = once(&doc.log_stream, c.string()?)?,
             "policyLevel" => {
                 c.string()?;
             }
@@ -287,19 +339,25 @@ fn fast_document(bytes: &[u8]) -> Option<LogsDocument<'_>> {
                     }
                 }
             }
-            "logEvents" => {
-                let mut events = Vec::with_capacity(bytes.len() / 200);
+            // Whether the events hold records is known from the type, written before them.
+            "logEvents" if doc.log_events.is_none() && doc.message_type.is_some() => {
+                let mut events = EventScan::new(config, owner);
+                let records = doc.has_records();
                 c.expect(b'[')?;
                 if !c.eat(b']') {
                     loop {
-                        events.push(c.log_event()?);
+                        let (id, message) = c.log_event()?;
+                        if records {
+                            events.add(id, message);
+                        }
                         if c.eat(b']') {
                             break;
                         }
                         c.expect(b',')?;
                     }
                 }
-                doc.log_events = Some(events);
+                doc.log_events = Some(Vec::new());
+                scanned = Some(events);
             }
             _ => return None,
         }
@@ -308,10 +366,15 @@ fn fast_document(bytes: &[u8]) -> Option<LogsDocument<'_>> {
         }
         c.expect(b',')?;
     }
-    c.0.trim_ascii().is_empty().then_some(doc)
+    if !c.0.trim_ascii().is_empty() {
+        return None;
+    }
+    let events = scanned.unwrap_or_else(|| EventScan::new(config, None));
+    let report = events.finish(doc.origin());
+    Some((doc, report))
 }
 
-/// The rest of the input, for [`fast_document`].
+/// The rest of the input, for [`fast_scan`].
 struct Cursor<'a>(&'a str);
 
 impl<'a> Cursor<'a> {
@@ -372,7 +435,7 @@ impl<'a> Cursor<'a> {
 
     /// The event exactly as CloudWatch Logs writes it, `{"id":"..","timestamp":..,"message":".."}`,
     /// read with two searches; `None` leaves the cursor where it was.
-    fn compact_log_event(&mut self) -> Option<LogEvent<'a>> {
+    fn compact_log_event(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
         let rest = self.0.strip_prefix("{\"id\":\"")?;
         let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
         let (id, rest) = rest.split_at(end);
@@ -392,13 +455,11 @@ impl<'a> Cursor<'a> {
             None => rest,
         };
         self.0 = rest.strip_prefix('}')?;
-        Some(LogEvent {
-            id: Some(Cow::Borrowed(id)),
-            message: Some(Cow::Borrowed(message)),
-        })
+        Some((Some(id), Some(message)))
     }
 
-    fn log_event(&mut self) -> Option<LogEvent<'a>> {
+    /// A log event's id and message.
+    fn log_event(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
         if let Some(event) = self.compact_log_event() {
             return Some(event);
         }
@@ -408,8 +469,9 @@ impl<'a> Cursor<'a> {
             let key = self.string()?;
             self.expect(b':')?;
             match key {
-                "id" => id = Some(Cow::Borrowed(self.string()?)),
-                "message" => message = Some(Cow::Borrowed(self.string()?)),
+                // serde refuses a repeated key of the ones it keeps.
+                "id" if id.is_none() => id = Some(self.string()?),
+                "message" if message.is_none() => message = Some(self.string()?),
                 "timestamp" => self.number()?,
                 "extractedFields" => self.string_map()?,
                 _ => return None,
@@ -419,7 +481,7 @@ impl<'a> Cursor<'a> {
             }
             self.expect(b',')?;
         }
-        Some(LogEvent { id, message })
+        Some((id, message))
     }
 }
 
@@ -891,40 +953,57 @@ mod tests {
         assert_eq!(event_data(br#"{"messageType":"DATA_MESSAGE"}"#), None);
     }
 
+    /// The report of the shortcut and serde's, when the shortcut reads `doc`.
+    fn both_ways(doc: &str) -> Option<(Report, Report)> {
+        let config = config();
+        let (fast_doc, fast) = fast_scan(doc.as_bytes(), &config)?;
+        let slow_doc: LogsDocument<'_> = serde_json::from_str(doc).unwrap();
+        slow_doc.check().unwrap();
+        assert_eq!(fast_doc.owner, slow_doc.owner);
+        Some((fast, slow_doc.scan(&config)))
+    }
+
     #[test]
     fn the_document_shortcut_agrees_with_serde_or_steps_aside() {
-        let doc = document(&[REJECT, "2 x"]);
-        let fast = fast_document(doc.as_bytes()).expect("CloudWatch's shape");
-        let slow: LogsDocument<'_> = serde_json::from_str(&doc).unwrap();
-        assert_eq!(fast.owner, slow.owner);
-        assert_eq!(fast.log_stream, slow.log_stream);
-        let messages = |d: &LogsDocument<'_>| -> Vec<(Option<String>, String)> {
-            d.log_events
-                .iter()
-                .flatten()
-                .map(|e| {
-                    (
-                        e.id.as_deref().map(String::from),
-                        e.message.as_deref().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
+        let same = |doc: &str| {
+            let (fast, slow) = both_ways(doc).expect("CloudWatch's shape");
+            assert_eq!(fast.counts, slow.counts, "{doc}");
+            assert_eq!(fast.activities, slow.activities, "{doc}");
+            assert_eq!(fast.origin, slow.origin, "{doc}");
+            assert_eq!(fast.fingerprint, slow.fingerprint, "{doc}");
+            fast
         };
-        assert_eq!(messages(&fast), messages(&slow));
+        let report = same(&document(&[REJECT, "2 x"]));
+        assert_eq!((report.counts.records, report.counts.malformed), (2, 1));
+        assert!(report.fingerprint.is_some());
         // Production's shape: every event carries extractedFields; the shortcut reads it too.
-        let extracted = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":5,"message":"2 x","extractedFields":{"version":"2","srcaddr":"x"}},{"id":"2","message":"3 y","timestamp":6,"extractedFields":{}}]}"#;
-        let fast = fast_document(extracted.as_bytes()).expect("the shape with extractedFields");
-        let slow: LogsDocument<'_> = serde_json::from_str(extracted).unwrap();
-        assert_eq!(messages(&fast), messages(&slow));
-        assert_eq!(messages(&fast).len(), 2);
+        let extracted = format!(
+            r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{{"id":"1","timestamp":5,"message":"{REJECT}","extractedFields":{{"version":"2","srcaddr":"x"}}}},{{"id":"2","message":"3 y","timestamp":6,"extractedFields":{{}}}}]}}"#
+        );
+        let report = same(&extracted);
+        assert_eq!((report.counts.records, report.counts.findings), (2, 1));
+        // A control message's events are not records; an event without a message is malformed.
+        same(
+            r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"1","message":"CWL CONTROL MESSAGE"}]}"#,
+        );
+        let report =
+            same(r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1"},{"message":"2 x"}]}"#);
+        assert_eq!(report.counts.malformed, 2);
+        assert_eq!(report.fingerprint, None, "the last event has no id");
         for odd in [
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"a\"b"}]}"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":5,"message":"ab","extractedFields":{"n":2}}]}"#,
             r#"{"messageType":"DATA_MESSAGE","extra":1,"logEvents":[]}"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"ab"}]"#,
             r#"{"messageType":"DATA_MESSAGE","logEvents":[]} x"#,
+            // Keys serde would refuse twice, and an order the events cannot be read in at once.
+            r#"{"messageType":"DATA_MESSAGE","owner":"1","owner":"2","logEvents":[]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","id":"2","message":"ab"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[],"logEvents":[]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[],"owner":"1"}"#,
+            r#"{"logEvents":[],"messageType":"DATA_MESSAGE"}"#,
         ] {
-            assert!(fast_document(odd.as_bytes()).is_none(), "{odd}");
+            assert!(fast_scan(odd.as_bytes(), &config()).is_none(), "{odd}");
         }
     }
 
@@ -1080,7 +1159,7 @@ mod tests {
         }
         // Whatever the shortcut declines, serde reads: the same records either way.
         let spaced = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":1,"message":"m","extractedFields":{ "a" : "1" }}]}"#;
-        assert!(fast_document(spaced.as_bytes()).is_some());
+        assert!(both_ways(spaced).is_some());
     }
 
     #[test]

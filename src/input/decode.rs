@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
-use crate::flow::swar::string_stop;
+use crate::flow::swar::{string_stop, word};
 use crate::input::events::{recognise, Event};
 use crate::input::scan::{Report, Scanner};
 
@@ -303,7 +303,7 @@ fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Rep
 /// events when it had some (their records are in the report).
 fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, Report)> {
     // One UTF-8 check for the whole buffer; strings are then cut at ASCII quotes.
-    let mut c = Cursor(std::str::from_utf8(bytes).ok()?);
+    let mut c = Cursor(std::str::from_utf8(bytes).ok()?, FieldKeys::default());
     let mut doc = LogsDocument::default();
     let mut owner = None;
     let mut scanned = None;
@@ -375,7 +375,7 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
 }
 
 /// The rest of the input, for [`fast_scan`].
-struct Cursor<'a>(&'a str);
+struct Cursor<'a>(&'a str, FieldKeys<'a>);
 
 impl<'a> Cursor<'a> {
     fn eat(&mut self, byte: u8) -> bool {
@@ -451,7 +451,7 @@ impl<'a> Cursor<'a> {
         // What a space-delimited filter pattern adds to every event: the fields by name, which
         // the record's own message already holds.
         let rest = match rest.strip_prefix(",\"extractedFields\":") {
-            Some(fields) => &fields[compact_string_map_len(fields.as_bytes())?..],
+            Some(fields) => &fields[self.1.skip(fields.as_bytes())?..],
             None => rest,
         };
         self.0 = rest.strip_prefix('}')?;
@@ -485,11 +485,72 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The keys of the last `extractedFields` object read, for the next one: every event of a
+/// document carries the same keys (they are the filter pattern's names), so the next object's
+/// keys are compared with these, eight bytes at a time, and only its values are searched.
+#[derive(Debug, Default)]
+struct FieldKeys<'a> {
+    /// Each key with what surrounds it up to its value's opening quote, as checked once:
+    /// `{"version":"`, then `,"account_id":"`, and so on.
+    segments: Vec<&'a [u8]>,
+}
+
+impl<'a> FieldKeys<'a> {
+    /// The length of the compact object of strings without escapes at the start of `b`,
+    /// `{"k":"v","k2":"v2"}` (what CloudWatch Logs writes for `extractedFields`); `None` for
+    /// anything else (whitespace, escapes, control characters, other values), which the
+    /// general reader takes. Exactly [`compact_string_map_len`], learning the keys as it goes.
+    fn skip(&mut self, b: &'a [u8]) -> Option<usize> {
+        if let Some(len) = self.skip_known(b) {
+            return Some(len);
+        }
+        self.segments.clear();
+        let len = compact_string_map_len(b, |segment| self.segments.push(segment));
+        if len.is_none() {
+            self.segments.clear();
+        }
+        len
+    }
+
+    /// The object's length when its keys are the known ones, in their order.
+    fn skip_known(&self, b: &[u8]) -> Option<usize> {
+        if self.segments.is_empty() {
+            return None;
+        }
+        let mut i = 0;
+        for segment in &self.segments {
+            if !starts_with(b.get(i..)?, segment) {
+                return None;
+            }
+            // The value, which must end at its quote.
+            let stop = string_stop(b, i + segment.len())?;
+            if b[stop] != b'"' {
+                return None;
+            }
+            i = stop + 1;
+        }
+        (b.get(i) == Some(&b'}')).then_some(i + 1)
+    }
+}
+
+/// Whether `hay` starts with `needle`: a key segment of eight to sixteen bytes (most of them)
+/// is compared as two words that may overlap, without a call to `memcmp`.
+fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
+    let n = needle.len();
+    if !(8..=16).contains(&n) || hay.len() < n {
+        return hay.starts_with(needle);
+    }
+    let head = |s: &[u8]| word(s[..8].try_into().expect("eight bytes"));
+    let tail = |s: &[u8]| word(s[n - 8..n].try_into().expect("eight bytes"));
+    head(hay) == head(needle) && tail(hay) == tail(needle)
+}
+
 /// The length of a compact object of strings without escapes, `{"k":"v","k2":"v2"}` (what
 /// CloudWatch Logs writes for `extractedFields`), each string's end found eight bytes at a
-/// time. `None` for anything else (whitespace, escapes, control characters, other values),
-/// which the general reader takes.
-fn compact_string_map_len(b: &[u8]) -> Option<usize> {
+/// time; `key` is given each key with what surrounds it, from the `{` or `,` before it to its
+/// value's opening quote. `None` for anything else (whitespace, escapes, control characters,
+/// other values), which the general reader takes.
+fn compact_string_map_len<'a>(b: &'a [u8], mut key: impl FnMut(&'a [u8])) -> Option<usize> {
     // The index after the string that opens at `i`.
     let string_end = |i: usize| -> Option<usize> {
         if b.get(i) != Some(&b'"') {
@@ -506,9 +567,13 @@ fn compact_string_map_len(b: &[u8]) -> Option<usize> {
     }
     let mut i = 1;
     loop {
+        let start = i - 1;
         i = string_end(i)?;
         if b.get(i) != Some(&b':') {
             return None;
+        }
+        if b.get(i + 1) == Some(&b'"') {
+            key(&b[start..i + 2]);
         }
         i = string_end(i + 1)?;
         match b.get(i)? {
@@ -1142,7 +1207,7 @@ mod tests {
 
     #[test]
     fn extracted_fields_are_skipped_only_in_their_compact_shape() {
-        let len = |s: &str| compact_string_map_len(s.as_bytes());
+        let len = |s: &str| compact_string_map_len(s.as_bytes(), |_| {});
         assert_eq!(len(r#"{"a":"1","srcaddr":"10.0.0.1"}}"#), Some(30));
         assert_eq!(len("{}rest"), Some(2));
         for other in [
@@ -1160,6 +1225,47 @@ mod tests {
         // Whatever the shortcut declines, serde reads: the same records either way.
         let spaced = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":[],"logEvents":[{"id":"1","timestamp":1,"message":"m","extractedFields":{ "a" : "1" }}]}"#;
         assert!(both_ways(spaced).is_some());
+    }
+
+    #[test]
+    fn known_keys_skip_exactly_what_the_general_reader_skips() {
+        let objects = [
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":"1764195300"}}"#,
+            r#"{"version":"2","srcaddr":"2600:1f18:4a2b:9e00::17","end":"1"}},{"#,
+            r#"{"version":"2","srcaddr":"","end":"1764195300"}"#,
+            r#"{"version":"2","srcaddr":"10.0.0.1"}"#,
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":"1","log_status":"OK"}"#,
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":"1","#,
+            r#"{"version":"2","srcaddr":"10.0\.0.1","end":"1"}"#,
+            "{\"version\":\"2\",\"srcaddr\":\"10.0\t.0.1\",\"end\":\"1\"}",
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":1}"#,
+            r#"{"version":"2","srcaddr":"}","end":"1"}"#,
+            r#"{"version":"2","srcaddr":"1\,"end":"1"}"#,
+            "{\"version\":\"2\",\"srcaddr\":\"1\n,\"end\":\"1\"}",
+            r#"{"version":"2","Srcaddr":"10.0.0.1","end":"1"}"#,
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":"1" }"#,
+            r#"{"v":"2","s":"1"}"#,
+            r#"{"v":"2","s":"1"#,
+            r#"{}"#,
+            r#"{"version":"2","srcaddr":"10.0.0.1","end":"1""#,
+        ];
+        let general = |o: &str| compact_string_map_len(o.as_bytes(), |_| {});
+        // Whatever object came before (the keys learnt), the same length or the same refusal.
+        for before in objects {
+            for object in objects {
+                let mut keys = FieldKeys::default();
+                keys.skip(before.as_bytes());
+                assert_eq!(
+                    keys.skip(object.as_bytes()),
+                    general(object),
+                    "{object} after {before}"
+                );
+            }
+        }
+        let mut keys = FieldKeys::default();
+        keys.skip(objects[0].as_bytes());
+        assert_eq!(keys.segments.len(), 3, "the keys are learnt");
+        assert!(keys.skip_known(objects[1].as_bytes()).is_some());
     }
 
     #[test]

@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_string_stops_at_its_first_quote_backslash_or_control_character() {
-        let text = br#"{"srcaddr":"10.0.1.5","k":"a\"b","tab":"x	y"}"#;
+        let text = br#"{"srcaddr":"10.0.1.5","k":"a\"b","tab":"x	y","eni":"eni-0123456789abcdef0123456789abcdef"}"#;
         let naive = |from: usize| {
             text[from..]
                 .iter()

@@ -533,16 +533,23 @@ impl<'a> FieldKeys<'a> {
     }
 }
 
-/// Whether `hay` starts with `needle`: a key segment of eight to sixteen bytes (most of them)
-/// is compared as two words that may overlap, without a call to `memcmp`.
+/// Whether `hay` starts with `needle`: a key segment of eight bytes or more (nearly all) is
+/// compared a word at a time, the last word overlapping the one before, without a call to
+/// `memcmp`.
 fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
     let n = needle.len();
-    if !(8..=16).contains(&n) || hay.len() < n {
+    if n < 8 || hay.len() < n {
         return hay.starts_with(needle);
     }
-    let head = |s: &[u8]| word(s[..8].try_into().expect("eight bytes"));
-    let tail = |s: &[u8]| word(s[n - 8..n].try_into().expect("eight bytes"));
-    head(hay) == head(needle) && tail(hay) == tail(needle)
+    let at = |s: &[u8], k: usize| word(s[k..k + 8].try_into().expect("eight bytes"));
+    let mut k = 0;
+    while k + 8 < n {
+        if at(hay, k) != at(needle, k) {
+            return false;
+        }
+        k += 8;
+    }
+    at(hay, n - 8) == at(needle, n - 8)
 }
 
 /// The length of a compact object of strings without escapes, `{"k":"v","k2":"v2"}` (what

@@ -1362,4 +1362,43 @@ mod tests {
         assert_eq!(report.counts.malformed, 2);
         assert_eq!(report.counts.findings, 1);
     }
+
+    #[test]
+    fn lines_read_in_place_or_gathered_across_reads_give_the_same_report() {
+        // Every kind of line, over several buffers: records, a line that is not UTF-8, one
+        // longer than a record may be, CRLF, a byte order mark, blank lines, a second header.
+        let header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+        let mut file = format!("{header}\n").into_bytes();
+        for i in 0..3000 {
+            let line = match i % 500 {
+                7 => b"\xff\xfe not text".to_vec(),
+                8 => vec![b'9'; MAX_LINE_BYTES + 1],
+                9 => format!("{REJECT}\r").into_bytes(),
+                10 => format!("\u{feff}{REJECT}").into_bytes(),
+                11 => Vec::new(),
+                12 => b"srcaddr action dstport".to_vec(),
+                13 => b"172.31.9.70 REJECT 22".to_vec(),
+                14 => header.as_bytes().to_vec(),
+                _ => REJECT.replace("3389", &(i % 4000).to_string()).into_bytes(),
+            };
+            file.extend_from_slice(&line);
+            file.push(b'\n');
+        }
+        file.extend_from_slice(REJECT.as_bytes()); // no line break at the end
+        let in_place = scan_lines(&file[..], &config()).unwrap();
+        let gathered = scan_lines(BufReader::new(Trickle(&file)), &config()).unwrap();
+        assert_eq!(in_place.counts, gathered.counts);
+        assert_eq!(in_place.activities, gathered.activities);
+        let c = in_place.counts;
+        assert_eq!(
+            (c.records, c.malformed),
+            (2983, 12),
+            "6 x (not text, too long)"
+        );
+        assert_eq!(
+            in_place.activities.len(),
+            2,
+            "the second format's source too"
+        );
+    }
 }

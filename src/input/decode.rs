@@ -293,7 +293,7 @@ fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Rep
     Ok(scanned.unwrap_or_else(|| document.scan(config)))
 }
 
-/// Reads the document CloudWatch Logs writes (compact JSON, known keys in its order, no
+/// Reads the document CloudWatch Logs writes (compact JSON, known keys, the events last, no
 /// escapes in the strings) by jumping from quote to quote, and scans each log event as it is
 /// read: several times faster than a general JSON parser over 10,000 log events, and the
 /// events are never collected. Anything it does not expect (an escape, an unknown or repeated
@@ -303,7 +303,10 @@ fn scan_document(decoded: &[u8], container: &str, config: &Config) -> Result<Rep
 /// events when it had some (their records are in the report).
 fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, Report)> {
     // One UTF-8 check for the whole buffer; strings are then cut at ASCII quotes.
-    let mut c = Cursor(std::str::from_utf8(bytes).ok()?, FieldKeys::default());
+    let mut c = Cursor {
+        rest: std::str::from_utf8(bytes).ok()?,
+        keys: FieldKeys::default(),
+    };
     let mut doc = LogsDocument::default();
     let mut owner = None;
     let mut scanned = None;
@@ -366,7 +369,7 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
         }
         c.expect(b',')?;
     }
-    if !c.0.trim_ascii().is_empty() {
+    if !trim_json_start(c.rest.as_bytes()).is_empty() {
         return None;
     }
     let events = scanned.unwrap_or_else(|| EventScan::new(config, None));
@@ -375,14 +378,25 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
 }
 
 /// The rest of the input, for [`fast_scan`].
-struct Cursor<'a>(&'a str, FieldKeys<'a>);
+struct Cursor<'a> {
+    rest: &'a str,
+    /// The keys of the last `extractedFields` read.
+    keys: FieldKeys<'a>,
+}
 
 impl<'a> Cursor<'a> {
+    /// Skips JSON's whitespace (only space, tab, line feed and carriage return).
+    fn skip_space(&mut self) {
+        let rest = self.rest.as_bytes();
+        let skip = rest.len() - trim_json_start(rest).len();
+        self.rest = &self.rest[skip..];
+    }
+
     fn eat(&mut self, byte: u8) -> bool {
-        self.0 = self.0.trim_ascii_start();
-        match self.0.as_bytes().first() {
+        self.skip_space();
+        match self.rest.as_bytes().first() {
             Some(&b) if b == byte => {
-                self.0 = &self.0[1..];
+                self.rest = &self.rest[1..];
                 true
             }
             _ => false,
@@ -393,16 +407,11 @@ impl<'a> Cursor<'a> {
         self.eat(byte).then_some(())
     }
 
-    /// A string without escapes. (Unlike serde, it does not refuse raw control characters
-    /// inside strings; CloudWatch Logs escapes them, and no record field contains one.)
+    /// A string without escapes (nor raw control characters, which serde refuses).
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
-        let end = memchr::memchr2(b'"', b'\\', self.0.as_bytes())?;
-        let (text, rest) = self.0.split_at(end);
-        if !rest.starts_with('"') {
-            return None;
-        }
-        self.0 = &rest[1..];
+        let (text, rest) = plain_string(self.rest)?;
+        self.rest = rest;
         Some(text)
     }
 
@@ -423,38 +432,34 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A whole number as JSON writes it: an optional minus, then `0` or digits that do not
+    /// start with `0`. (A fraction or an exponent leaves the cursor at a byte nothing expects,
+    /// and serde reads the document.)
     fn number(&mut self) -> Option<()> {
-        self.0 = self.0.trim_ascii_start();
-        let len = self
-            .0
-            .bytes()
-            .position(|b| !matches!(b, b'0'..=b'9' | b'-'))
-            .unwrap_or(self.0.len());
-        (len > 0).then(|| self.0 = &self.0[len..])
+        self.skip_space();
+        let rest = self.rest.as_bytes();
+        let sign = usize::from(rest.first() == Some(&b'-'));
+        let len = integer_len(&rest[sign..])?;
+        self.rest = &self.rest[sign + len..];
+        Some(())
     }
 
     /// The event exactly as CloudWatch Logs writes it, `{"id":"..","timestamp":..,"message":".."}`,
     /// read with two searches; `None` leaves the cursor where it was.
     fn compact_log_event(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
-        let rest = self.0.strip_prefix("{\"id\":\"")?;
-        let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-        let (id, rest) = rest.split_at(end);
-        let rest = rest.strip_prefix("\",\"timestamp\":")?;
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
+        let rest = self.rest.strip_prefix("{\"id\":\"")?;
+        let (id, rest) = plain_string(rest)?;
+        let rest = rest.strip_prefix(",\"timestamp\":")?;
+        let digits = integer_len(rest.as_bytes())?;
         let rest = rest[digits..].strip_prefix(",\"message\":\"")?;
-        let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-        let (message, rest) = rest.split_at(end);
-        let rest = rest.strip_prefix('"')?;
+        let (message, rest) = plain_string(rest)?;
         // What a space-delimited filter pattern adds to every event: the fields by name, which
         // the record's own message already holds.
         let rest = match rest.strip_prefix(",\"extractedFields\":") {
-            Some(fields) => &fields[self.1.skip(fields.as_bytes())?..],
+            Some(fields) => &fields[self.keys.skip(fields.as_bytes())?..],
             None => rest,
         };
-        self.0 = rest.strip_prefix('}')?;
+        self.rest = rest.strip_prefix('}')?;
         Some((Some(id), Some(message)))
     }
 
@@ -482,6 +487,42 @@ impl<'a> Cursor<'a> {
             self.expect(b',')?;
         }
         Some((id, message))
+    }
+}
+
+/// `bytes` without the JSON whitespace it starts with: space, tab, line feed and carriage
+/// return (not the form feed that `trim_ascii_start` also takes).
+fn trim_json_start(bytes: &[u8]) -> &[u8] {
+    let skip = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(bytes.len());
+    &bytes[skip..]
+}
+
+/// The text of a string whose opening quote is already read, and what follows its closing
+/// quote; `None` when it holds an escape or a raw control character (which serde refuses), or
+/// does not end.
+fn plain_string(rest: &str) -> Option<(&str, &str)> {
+    let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+    let (text, after) = rest.split_at(end);
+    // No early exit: the compiler checks many bytes at a time.
+    let control = text.bytes().fold(false, |seen, b| seen | (b < 0x20));
+    if control || !after.starts_with('"') {
+        return None;
+    }
+    Some((text, &after[1..]))
+}
+
+/// The length of the JSON integer at the start of `bytes` without its sign: `0`, or digits
+/// that do not start with `0`. `None` when there is none, or a `0` is followed by a digit.
+fn integer_len(bytes: &[u8]) -> Option<usize> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    match (digits, bytes.first()) {
+        (0, _) => None,
+        (1, _) => Some(1),
+        (_, Some(b'0')) => None,
+        (n, _) => Some(n),
     }
 }
 
@@ -605,17 +646,17 @@ fn event_data(input: &[u8]) -> Option<&str> {
         b":",
         b"\"",
     ] {
-        rest = rest.trim_ascii_start().strip_prefix(token)?;
+        rest = trim_json_start(rest).strip_prefix(token)?;
     }
     // An escape means the string is not plain base64: let serde read it.
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     let (data, tail) = rest.split_at(end);
     let mut tail = tail.strip_prefix(b"\"")?;
     for token in [&b"}"[..], b"}"] {
-        tail = tail.trim_ascii_start().strip_prefix(token)?;
+        tail = trim_json_start(tail).strip_prefix(token)?;
     }
     // base64 is ASCII: the UTF-8 check only guards against garbage, which base64 refuses too.
-    tail.trim_ascii()
+    trim_json_start(tail)
         .is_empty()
         .then(|| std::str::from_utf8(data).ok())?
 }
@@ -1023,6 +1064,11 @@ mod tests {
         assert_eq!(event_data(br#"{"awslogs":{"data":"QUJD","x":1}}"#), None);
         assert_eq!(event_data(br#"{"awslogs":{"data":"QUJD"}}, 1"#), None);
         assert_eq!(event_data(br#"{"messageType":"DATA_MESSAGE"}"#), None);
+        assert_eq!(
+            event_data(b"{\"awslogs\":{\"data\":\"QUJD\"}}\x0c"),
+            None,
+            "a form feed is not JSON whitespace"
+        );
     }
 
     /// The report of the shortcut and serde's, when the shortcut reads `doc`.
@@ -1076,6 +1122,26 @@ mod tests {
             r#"{"logEvents":[],"messageType":"DATA_MESSAGE"}"#,
         ] {
             assert!(fast_scan(odd.as_bytes(), &config()).is_none(), "{odd}");
+        }
+        for not_json in [
+            // What JSON does not allow: a form feed between tokens, numbers with a leading
+            // zero or no digits, raw control characters in strings.
+            "{\"messageType\":\"CONTROL_MESSAGE\"}\x0c",
+            "{\x0c\"messageType\":\"CONTROL_MESSAGE\"}",
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":01,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":-,"message":"m"}]}"#,
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":1-2,"id":"1","message":"m"}]}"#,
+            "{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"id\":\"1\",\"timestamp\":1,\"message\":\"a\tb\"}]}",
+            "{\"messageType\":\"DATA_MESSAGE\",\"policyLevel\":\"a\nb\",\"logEvents\":[]}",
+        ] {
+            assert!(
+                serde_json::from_str::<LogsDocument<'_>>(not_json).is_err(),
+                "{not_json}"
+            );
+            assert!(
+                fast_scan(not_json.as_bytes(), &config()).is_none(),
+                "{not_json}"
+            );
         }
     }
 

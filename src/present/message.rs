@@ -18,6 +18,10 @@ use crate::present::render::{self, SCHEMA_VERSION, SMS_TEXT_MAX};
 
 /// How many alerts a digest lists by name; the rest are only counted.
 pub const DIGEST_LISTED: usize = 50;
+/// How many alert ids a page lists (most severe first); `alert_count` gives them all. Every id
+/// would make a page of thousands of alerts larger than SNS takes (256 KB), and the one text
+/// of the invocation would never go out.
+pub const PAGE_LISTED: usize = 100;
 /// The message attribute that makes SNS deliver a text as transactional (an alert).
 pub const SMS_TYPE_ATTRIBUTE: &str = "AWS.SNS.SMS.SMSType";
 
@@ -128,7 +132,15 @@ impl OutgoingMessage {
             severity,
             [
                 ("text", text.as_str().into()),
-                ("alerts", alerts.iter().map(|a| a.id.as_str()).collect()),
+                ("alert_count", alerts.len().into()),
+                (
+                    "alerts",
+                    alerts
+                        .iter()
+                        .take(PAGE_LISTED)
+                        .map(|a| a.id.as_str())
+                        .collect(),
+                ),
             ],
         );
         OutgoingMessage {
@@ -353,6 +365,23 @@ mod tests {
         assert_eq!(messages_for(&alerts, 10, false).len(), 10);
         assert_eq!(messages_for(&alerts, 10, true).len(), 11);
         assert!(messages_for(&[], 10, true).is_empty());
+    }
+
+    #[test]
+    fn every_message_of_an_invocation_with_thousands_of_alerts_fits_in_sns() {
+        // IPv6 sources: the longest ids. SNS takes at most 256 KB a message.
+        let alerts: Vec<Alert> = (0..20_000)
+            .map(|i| alert(&format!("2600:1f18:4a2b:9e00::{i:x}"), Severity::High))
+            .collect();
+        let messages = messages_for(&alerts, 10, true);
+        assert_eq!(messages.len(), 12);
+        for m in &messages {
+            assert!(m.size() <= 256 * 1024, "{}: {} bytes", m.key, m.size());
+        }
+        let page = default_of(&messages[11]);
+        assert_eq!(page["alert_count"], 20_000);
+        assert_eq!(page["alerts"].as_array().unwrap().len(), PAGE_LISTED);
+        assert_eq!(page["alerts"][0], alerts[0].id.as_str());
     }
 
     #[test]

@@ -133,6 +133,19 @@ def test_alerts_beyond_the_cap_arrive_as_one_digest(subscriber, moto, start_func
     assert json.loads(digests[0]["Message"])["alerts"] == 15
 
 
+def test_the_page_of_thousands_of_alerts_fits_in_one_sns_message(subscriber, moto, start_function):
+    # 9,000 ids would make a page of about 300 KB; SNS (and moto) refuse more than 256 KB.
+    runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
+    sources = [f"10.0.{30 + i // 250}.{i % 250 + 1}" for i in range(9_000)]
+    kind, summary, _ = runtime.invoke(make_event([reject(s) for s in sources]))
+    assert kind == "response", summary
+    assert (summary["alerts"], summary["published"]) == (9_000, 12)
+    [page] = subscriber.receive_pages(expected=1)
+    body = json.loads(page["Message"])
+    assert body["alert_count"] == 9_000 and len(body["alerts"]) == 100
+    assert body["text"].endswith(", +8999 more"), body["text"]
+
+
 def test_a_broken_event_fails_the_invocation_with_the_cause(start_function, subscriber, moto):
     runtime, _ = start_function({"SNS_TOPIC_ARN": subscriber.topic_arn, "AWS_ENDPOINT_URL": moto})
     kind, body, _ = runtime.invoke({"awslogs": {"data": "this is not base64!"}})

@@ -25,6 +25,7 @@ use crate::config::{
     ENV_FLOW_LOG_FORMAT,
 };
 use crate::detect::alert::{for_each_alert, Alert};
+use crate::detect::claims::Claims;
 use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
@@ -33,7 +34,7 @@ use crate::input::decode::DecodeError;
 use crate::input::events::ObjectRef;
 use crate::input::files::{scan_in_order, scan_path};
 use crate::input::scan::Report;
-use crate::present::message::{messages_for, page_line, OutgoingMessage};
+use crate::present::message::{messages_of, page_line, OutgoingMessage, DIGEST_LISTED};
 use crate::present::render;
 
 const ABOUT: &str = "Alerts when a host inside your VPC sends traffic that the network rejects.
@@ -400,13 +401,15 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             );
         }
         // Alerts are written as they come, a few at a time for the EC2 lookup, so that a file
-        // with tens of thousands of sources never holds all its alerts; publishing needs them
-        // all (the digest counts the rest).
-        let chunk = match (&target, &lookup) {
-            (Some(_), _) => usize::MAX,
-            (None, Some(_)) => LOOKUP_CHUNK,
-            (None, None) => 1,
+        // with tens of thousands of sources never holds all its alerts; publishing gathers
+        // them as the function does (the first whole, the others briefly for the digest).
+        let chunk = match &lookup {
+            Some(_) => LOOKUP_CHUNK,
+            None => 1,
         };
+        let mut claims = target
+            .as_ref()
+            .map(|t| Claims::new(t.max_alerts.saturating_add(DIGEST_LISTED), false));
         let mut held: Vec<Alert> = Vec::new();
         let mut page: Option<(Alert, usize)> = None;
         let mut written = Ok(());
@@ -424,7 +427,14 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 Some((_, count)) => *count += held.len(),
                 None => page = held.first().map(|a| (a.clone(), held.len())),
             }
-            write_alerts(&mut out, held, args.output, &mut printed)
+            let written = write_alerts(&mut out, held, args.output, &mut printed);
+            if let Some(claims) = &mut claims {
+                for alert in held.drain(..) {
+                    claims.count(&alert);
+                    claims.add(None, alert);
+                }
+            }
+            written
         };
         let activities = std::mem::take(&mut report.activities);
         let key = (report.fingerprint, now);
@@ -457,8 +467,14 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             stopped = Some(output_error(err));
             return false;
         }
-        if let Some(target) = &target {
-            outgoing.extend(messages_for(&held, target.max_alerts, true));
+        if let (Some(target), Some(claims)) = (&target, claims) {
+            let gathered = claims.finish();
+            outgoing.extend(messages_of(
+                &gathered.alerts,
+                &gathered.briefs,
+                target.max_alerts,
+                true,
+            ));
         }
         if let Some(cause) = cut {
             eprintln!(

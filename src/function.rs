@@ -24,12 +24,13 @@ use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
-use crate::detect::alert::{alerts_from_memory, order, Alert};
+use crate::detect::alert::{for_each_alert, Alert};
+use crate::detect::claims::{Claims, Gathered};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
 use crate::input::events::{recognise, Event, EventError, ObjectRef};
 use crate::input::scan::{combined_fingerprint, Counts, Report};
-use crate::present::message::{messages_for, OutgoingMessage};
+use crate::present::message::{messages_of, OutgoingMessage, DIGEST_LISTED};
 use crate::recent::DeliveredMessages;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_lambda_events::streams::KinesisEventResponse;
@@ -331,12 +332,6 @@ async fn within<T>(
     }
 }
 
-/// The incident decisions of one invocation.
-struct Decisions {
-    alerts: Vec<Alert>,
-    state_errors: u64,
-}
-
 /// Where a source's incident view came from.
 enum View {
     Shared(Tracked),
@@ -409,21 +404,40 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Adds the batch to its sources' incidents; the alerts they claim, most severe first.
-    async fn decide(&self, report: &Report, now: u64, deadline: Instant) -> Decisions {
+    /// Takes a claim of the part `report` into `claims`, unless it already went out for it (a
+    /// retry on this instance).
+    fn take(&self, claims: &mut Claims, report: &Report, alert: Alert) {
+        claims.count(&alert);
+        let part = report.fingerprint;
+        let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        if !delivered.already_sent(part, &alert.id) {
+            drop(delivered);
+            claims.add(part, alert);
+        }
+    }
+
+    /// Adds the batch to its sources' incidents, and what they claim to `claims`; how many
+    /// calls to the state table failed.
+    async fn decide(
+        &self,
+        report: &Report,
+        now: u64,
+        deadline: Instant,
+        claims: &mut Claims,
+    ) -> u64 {
         let Some(table) = &self.table else {
-            let alerts = alerts_from_memory(
+            for_each_alert(
                 &mut self.memory(),
-                &report.activities,
-                report.fingerprint,
-                now,
+                report.activities.iter().collect(),
+                (report.fingerprint, now),
                 &report.origin,
                 report.region.as_deref().or(self.config.region.as_deref()),
+                |alert| {
+                    self.take(claims, report, alert);
+                    true
+                },
             );
-            return Decisions {
-                alerts,
-                state_errors: 0,
-            };
+            return 0;
         };
         let batch = report.fingerprint;
         let owner = batch.unwrap_or(0);
@@ -493,26 +507,25 @@ impl<S: AlertSink> Function<S> {
                 })
                 .collect()
         };
-        let mut alerts = Vec::new();
         let mut to_claim: Vec<(&Incident, Claim)> = Vec::new();
         for view in &views {
             let (View::Shared(tracked) | View::Local(tracked)) = view;
             let wanted = tracked.wanted(batch, &policy, now);
             for claim in wanted.resend {
-                alerts.push(self.alert(&tracked.incident, claim, report));
+                self.take(claims, report, self.alert(&tracked.incident, claim, report));
             }
             match (view, wanted.due) {
                 (View::Shared(_), Some(claim)) => to_claim.push((&tracked.incident, claim)),
                 (View::Local(_), Some(claim)) => {
                     let i = &tracked.incident;
                     if let Some(claimed) = self.claim_locally(i, claim, owner, now) {
-                        alerts.push(self.alert(&claimed, claim, report));
+                        self.take(claims, report, self.alert(&claimed, claim, report));
                     }
                 }
                 (_, None) => {}
             }
         }
-        let claims: Vec<Result<Option<Incident>, StateError>> = within(
+        let won: Vec<Result<Option<Incident>, StateError>> = within(
             state_budget(deadline),
             table,
             stream::iter(&to_claim)
@@ -522,11 +535,11 @@ impl<S: AlertSink> Function<S> {
             to_claim.len(),
         )
         .await;
-        for ((incident, claim), result) in to_claim.iter().zip(claims) {
+        for ((incident, claim), result) in to_claim.iter().zip(won) {
             match result {
                 Ok(Some(claimed)) => {
                     self.memory().replace(claimed.clone(), now);
-                    alerts.push(self.alert(&claimed, *claim, report));
+                    self.take(claims, report, self.alert(&claimed, *claim, report));
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -534,16 +547,12 @@ impl<S: AlertSink> Function<S> {
                     tracing::warn!(source = %incident.source(), error = %err, "cannot claim the message in the state table: sending it on this instance's word");
                     state_errors += 1;
                     if let Some(claimed) = self.claim_locally(incident, *claim, owner, now) {
-                        alerts.push(self.alert(&claimed, *claim, report));
+                        self.take(claims, report, self.alert(&claimed, *claim, report));
                     }
                 }
             }
         }
-        order(&mut alerts);
-        Decisions {
-            alerts,
-            state_errors,
-        }
+        state_errors
     }
 
     /// Handles one event of any shape the function reads (see [`crate::input::events`]);
@@ -680,7 +689,7 @@ impl<S: AlertSink> Function<S> {
     /// made up differently, sends again what it claimed and adds nothing twice.
     async fn deliver(
         &self,
-        parts: Vec<Report>,
+        mut parts: Vec<Report>,
         deadline: Instant,
     ) -> Result<Summary, InvocationError> {
         let now = (self.clock)();
@@ -689,27 +698,29 @@ impl<S: AlertSink> Function<S> {
             0 | 1 => deadline,
             _ => Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2,
         };
-        let mut claimed: Vec<(Option<u64>, Alert)> = Vec::new();
+        // The first alerts are held whole: those sent alone and those the digest names.
+        let whole = self.config.max_alerts.saturating_add(DIGEST_LISTED);
+        // One message per source across parts: when several parts moved one incident (opened,
+        // then escalated), the most severe claim speaks for them; the others stay claimed.
+        let mut claims = Claims::new(whole, parts.len() > 1);
         let mut summary = Summary::default();
         let mut counts = Counts::default();
         let mut sources = std::collections::HashSet::new();
         let mut fingerprints = Vec::with_capacity(parts.len());
-        for (i, report) in parts.iter().enumerate() {
+        let n = parts.len();
+        for (i, report) in parts.iter_mut().enumerate() {
             // Each part a fair share of what is left of the budget (all of it for one part).
-            let left = (parts.len() - i) as u32;
+            let left = (n - i) as u32;
             let part_deadline = Instant::now()
                 + state_deadline.saturating_duration_since(Instant::now()) / left.max(1);
-            let decisions = self.decide(report, now, part_deadline).await;
-            summary.state_errors += decisions.state_errors;
-            claimed.extend(
-                decisions
-                    .alerts
-                    .into_iter()
-                    .map(|a| (report.fingerprint, a)),
-            );
+            claims.reserve(report.activities.len());
+            summary.state_errors += self.decide(report, now, part_deadline, &mut claims).await;
             counts.add(&report.counts);
             sources.extend(report.activities.iter().map(|a| a.source));
             fingerprints.push(report.fingerprint);
+            // The part's sources are in their incidents and its claims gathered: an S3 object's
+            // tens of thousands of them need not wait for the messages.
+            report.activities = Vec::new();
         }
         // The invocation as a whole, for its page.
         let fingerprint = combined_fingerprint(&fingerprints);
@@ -718,33 +729,20 @@ impl<S: AlertSink> Function<S> {
         summary.rejects = counts.rejects;
         summary.findings = counts.findings;
         summary.skipped_data = counts.skipped_data;
-        let claims = claimed.len() as u64;
-        let sources_alerted: std::collections::HashSet<_> =
-            claimed.iter().map(|(_, a)| a.source).collect();
-        // A retry of a part on this instance: leave out what already went out for it, alone or
-        // in a digest, before the rest is split into messages and a digest again.
-        let claimed: Vec<PartClaim> = {
-            let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-            claimed
-                .into_iter()
-                .filter(|(part, a)| !delivered.already_sent(*part, &a.id))
-                .collect()
-        };
-        // One message per source across parts: when several parts moved one incident (opened,
-        // then escalated), the most severe claim speaks for them; the others stay claimed.
-        let (claimed, superseded) = match parts.len() {
-            0 | 1 => (claimed, Vec::new()),
-            _ => one_per_source(claimed),
-        };
-        let owners: HashMap<String, Option<u64>> = claimed
-            .iter()
-            .map(|(part, a)| (a.id.clone(), *part))
-            .collect();
-        let mut alerts: Vec<Alert> = claimed.into_iter().map(|(_, a)| a).collect();
+        // A retry of a part on this instance left out what already went out for it, alone or
+        // in a digest (see `take`); the rest is split into messages and a digest again.
+        let Gathered {
+            mut alerts,
+            briefs,
+            parts: owners,
+            superseded,
+            claimed,
+            sources: sources_alerted,
+        } = claims.finish();
         summary.sources = sources.len() as u64;
-        summary.alerts = claims;
-        summary.suppressed = (sources.len() - sources_alerted.len()) as u64;
-        summary.digested = alerts.len().saturating_sub(self.config.max_alerts) as u64;
+        summary.alerts = claimed;
+        summary.suppressed = (sources.len() - sources_alerted) as u64;
+        summary.digested = briefs.len().saturating_sub(self.config.max_alerts) as u64;
         summary.state_calls = self.table.as_ref().map_or(0, StateTable::take_calls);
         if let Some(lookup) = &self.lookup {
             if let Err(err) = lookup.enrich(&mut alerts).await {
@@ -758,7 +756,12 @@ impl<S: AlertSink> Function<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .already_sent(fingerprint, "page");
-        let messages = messages_for(&alerts, self.config.max_alerts, page);
+        let messages = messages_of(&alerts, &briefs, self.config.max_alerts, page);
+        let owners: HashMap<&str, Option<u64>> = briefs
+            .iter()
+            .zip(owners)
+            .map(|(b, part)| (b.id.as_str(), part))
+            .collect();
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");
@@ -787,9 +790,9 @@ impl<S: AlertSink> Function<S> {
         {
             let now = Instant::now();
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-            for (part, alert, by) in &superseded {
+            for (part, id, by) in &superseded {
                 if published.contains(by) {
-                    delivered.sent(*part, &alert.id, now);
+                    delivered.sent(*part, id, now);
                 }
             }
         }
@@ -804,42 +807,6 @@ impl<S: AlertSink> Function<S> {
         }
         Ok(summary)
     }
-}
-
-/// A claim of an invocation, with the fingerprint of the part that claimed it.
-type PartClaim = (Option<u64>, Alert);
-/// A claim that another one speaks for: its part, its alert, and the id of the other.
-type Superseded = (Option<u64>, Alert, String);
-
-/// The claims of one invocation with one per source: the most severe, the first of equals
-/// (an opening before a reminder), most severe first; and the others, each with the id of the
-/// alert that speaks for it.
-fn one_per_source(claimed: Vec<PartClaim>) -> (Vec<PartClaim>, Vec<Superseded>) {
-    let mut best: HashMap<IpAddr, usize> = HashMap::new();
-    for (i, (_, a)) in claimed.iter().enumerate() {
-        match best.get(&a.source) {
-            Some(&j) if claimed[j].1.severity.rank() >= a.severity.rank() => {}
-            _ => {
-                best.insert(a.source, i);
-            }
-        }
-    }
-    let speaker: HashMap<IpAddr, String> = best
-        .iter()
-        .map(|(source, &i)| (*source, claimed[i].1.id.clone()))
-        .collect();
-    let keep: std::collections::HashSet<usize> = best.into_values().collect();
-    let (mut kept, mut superseded) = (Vec::new(), Vec::new());
-    for (i, (part, alert)) in claimed.into_iter().enumerate() {
-        if keep.contains(&i) {
-            kept.push((part, alert));
-        } else {
-            let by = speaker[&alert.source].clone();
-            superseded.push((part, alert, by));
-        }
-    }
-    kept.sort_by_key(|(_, a)| crate::detect::alert::rank(a));
-    (kept, superseded)
 }
 
 /// One CloudWatch Embedded Metric Format line: CloudWatch turns it into metrics, no API call.

@@ -271,9 +271,9 @@ pub fn alerts_from_memory(
 /// memory already holds (bounded by its size) are made first and held; a new source's alert is
 /// known before it is made (its incident is the slice alone, opened now), so new sources go in
 /// that order and the held alerts are merged in. `each` returns false to stop.
-pub fn for_each_alert(
+pub fn for_each_alert<A: std::borrow::Borrow<Activity>>(
     memory: &mut IncidentMemory,
-    activities: Vec<Activity>,
+    activities: Vec<A>,
     (batch, now): (Option<u64>, u64),
     origin: &Origin,
     region: Option<&str>,
@@ -283,12 +283,19 @@ pub fn for_each_alert(
     let known = known_first(memory, &mut activities);
     let mut held: Vec<Alert> = Vec::new();
     for activity in &activities[..known] {
-        held.extend(claimed(memory, activity, batch, now, origin, region));
+        held.extend(claimed(
+            memory,
+            activity.borrow(),
+            batch,
+            now,
+            origin,
+            region,
+        ));
     }
     order(&mut held);
     let mut held = held.into_iter().peekable();
     for activity in activities.drain(known..) {
-        for alert in claimed(memory, &activity, batch, now, origin, region) {
+        for alert in claimed(memory, activity.borrow(), batch, now, origin, region) {
             while let Some(first) = held.next_if(|h| rank(h) < rank(&alert)) {
                 if !each(first) {
                     return;
@@ -361,7 +368,7 @@ pub fn rank(alert: &Alert) -> (Severity, Reverse<u64>, IpAddr) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::detect::activity::tests::finding;
 
@@ -369,6 +376,30 @@ mod tests {
         port_scan: 10,
         host_sweep: 10,
     };
+
+    /// 10.0.3.7 probing 25 ports of 10.0.1.5, rejected at the target's interface.
+    pub(crate) fn sample() -> Alert {
+        let mut a = Activity::new("10.0.3.7".parse().unwrap());
+        for port in 1..=25 {
+            let mut f = finding("10.0.3.7", "10.0.1.5", port + 20);
+            f.account = Some("210987654321");
+            f.interface_id = Some("eni-0a1b2c3d4e5f60718");
+            f.instance_id = Some("i-0123456789abcdef0");
+            f.start = Some(1_764_195_240);
+            f.end = Some(1_764_195_600);
+            a.add(&f, None);
+        }
+        a.log_streams.insert("eni-0a1b2c3d4e5f60718-all".into());
+        let mut incident = Incident::open(&a, 1_764_195_660);
+        assert!(incident.try_claim(Claim::Level(Severity::High), 1, 1_764_195_660, 0));
+        let origin = Origin {
+            log_group: Some("/vpc/flow-logs".into()),
+            log_stream: None,
+        };
+        let mut alert = Alert::new(&incident, Claim::Level(Severity::High), T, &origin);
+        alert.region = Some("us-east-1".into());
+        alert
+    }
 
     /// Slices of `n` sources: source `i` probes `i % 13` ports on `i % 4 + 1` hosts, or (every
     /// seventh) only sends replies.

@@ -14,6 +14,7 @@ use std::hash::{Hash, Hasher};
 use serde::Serialize;
 
 use crate::detect::alert::{Alert, Severity};
+use crate::detect::claims::Brief;
 use crate::present::render::{self, SCHEMA_VERSION, SMS_TEXT_MAX};
 
 /// How many alerts a digest lists by name; the rest are only counted.
@@ -66,20 +67,22 @@ impl OutgoingMessage {
         }
     }
 
-    /// One message that lists `alerts` briefly (the ones beyond the cap).
-    pub fn digest(alerts: &[Alert]) -> OutgoingMessage {
-        let severity = most_severe(alerts);
-        let account = single(alerts.iter().map(Alert::account)).unwrap_or("several accounts");
-        let n = alerts.len();
+    /// One message for the alerts beyond the cap, `rest`: it names the first of them,
+    /// `listed` (whole, at most [`DIGEST_LISTED`]), and counts the others.
+    pub fn digest(listed: &[Alert], rest: &[Brief]) -> OutgoingMessage {
+        let severity = most_severe(rest);
+        let account = single(rest.iter().map(|b| b.account.as_str())).unwrap_or("several accounts");
+        let n = rest.len();
         let subject = format!(
             "[{}] {n} more source{} sent rejected traffic (digest, {account})",
             severity.as_str().to_ascii_uppercase(),
             if n == 1 { "" } else { "s" }
         );
-        let listed = &alerts[..n.min(DIGEST_LISTED)];
+        let listed = &listed[..listed.len().min(DIGEST_LISTED).min(n)];
         let default = body(
             "digest",
-            alerts,
+            rest,
+            region(listed),
             severity,
             [
                 ("alerts", n.into()),
@@ -108,9 +111,15 @@ impl OutgoingMessage {
         email.push_str("\nRun `vpc-flow-alert check` on the batch, or read the log group, for the details of each.\n");
         OutgoingMessage {
             key: "digest".into(),
-            covers: alerts.iter().map(|a| a.id.clone()).collect(),
+            covers: rest.iter().map(|b| b.id.clone()).collect(),
+            body: structured(
+                &default,
+                &email,
+                &listed
+                    .first()
+                    .map_or_else(|| subject.clone(), |a| page_line(a, n)),
+            ),
             subject: render::subject_line(&subject),
-            body: structured(&default, &email, &page_text(alerts)),
             attributes: vec![
                 ("type", "digest".to_string()),
                 ("severity", severity.as_str().to_string()),
@@ -121,24 +130,24 @@ impl OutgoingMessage {
         }
     }
 
-    /// The one text of an invocation: its most severe alert, and how many more there are.
-    pub fn page(alerts: &[Alert]) -> OutgoingMessage {
-        let severity = most_severe(alerts);
-        let text = page_text(alerts);
-        let first = &alerts[0];
+    /// The one text of an invocation: its most severe alert, `first`, and how many more there
+    /// are; `all` is every alert of the invocation, in order (`first` too).
+    pub fn page(first: &Alert, all: &[Brief]) -> OutgoingMessage {
+        let severity = most_severe(all);
+        let text = page_line(first, all.len());
         let default = body(
             "page",
-            alerts,
+            all,
+            first.region.as_deref(),
             severity,
             [
                 ("text", text.as_str().into()),
-                ("alert_count", alerts.len().into()),
+                ("alert_count", all.len().into()),
                 (
                     "alerts",
-                    alerts
-                        .iter()
+                    all.iter()
                         .take(PAGE_LISTED)
-                        .map(|a| a.id.as_str())
+                        .map(|b| b.id.as_str())
                         .collect(),
                 ),
             ],
@@ -171,13 +180,8 @@ impl OutgoingMessage {
     }
 }
 
-/// The text of a page (without the prefix SNS adds): the most severe alert (they are ordered
-/// so), `+N more` after it.
-pub fn page_text(alerts: &[Alert]) -> String {
-    page_line(&alerts[0], alerts.len())
-}
-
-/// [`page_text`] of `count` alerts of which `first` is the most severe.
+/// The text of a page (without the prefix SNS adds) for `count` alerts of which `first` is the
+/// most severe (they are ordered so): that one, `+N more` after it.
 pub fn page_line(first: &Alert, count: usize) -> String {
     let more = match count {
         0 | 1 => String::new(),
@@ -191,13 +195,30 @@ pub fn page_line(first: &Alert, count: usize) -> String {
 /// The messages for `alerts` (already ordered most severe first): at most `cap` alert
 /// messages, one digest of the rest, and, when `page`, the invocation's one text.
 pub fn messages_for(alerts: &[Alert], cap: usize, page: bool) -> Vec<OutgoingMessage> {
-    let (direct, rest) = alerts.split_at(alerts.len().min(cap));
-    let mut messages: Vec<OutgoingMessage> = direct.iter().map(OutgoingMessage::alert).collect();
+    let briefs: Vec<Brief> = alerts.iter().map(Brief::of).collect();
+    messages_of(alerts, &briefs, cap, page)
+}
+
+/// [`messages_for`] an invocation's claims as [`Claims`](crate::detect::claims::Claims) gathers
+/// them: `briefs` all of them in order, `alerts` the first of them whole (at least `cap` +
+/// [`DIGEST_LISTED`] when there are as many).
+pub fn messages_of(
+    alerts: &[Alert],
+    briefs: &[Brief],
+    cap: usize,
+    page: bool,
+) -> Vec<OutgoingMessage> {
+    let direct = cap.min(alerts.len()).min(briefs.len());
+    let mut messages: Vec<OutgoingMessage> = alerts[..direct]
+        .iter()
+        .map(OutgoingMessage::alert)
+        .collect();
+    let rest = &briefs[direct..];
     if !rest.is_empty() {
-        messages.push(OutgoingMessage::digest(rest));
+        messages.push(OutgoingMessage::digest(&alerts[direct..], rest));
     }
-    if page && !alerts.is_empty() {
-        messages.push(OutgoingMessage::page(alerts));
+    if let (true, Some(first)) = (page, alerts.first()) {
+        messages.push(OutgoingMessage::page(first, briefs));
     }
     messages
 }
@@ -206,7 +227,8 @@ pub fn messages_for(alerts: &[Alert], cap: usize, page: bool) -> Vec<OutgoingMes
 /// the alerts it covers, where and when), then its own.
 fn body<const N: usize>(
     kind: &str,
-    alerts: &[Alert],
+    alerts: &[Brief],
+    region: Option<&str>,
     severity: Severity,
     own: [(&str, serde_json::Value); N],
 ) -> String {
@@ -215,7 +237,7 @@ fn body<const N: usize>(
         "schema_version": SCHEMA_VERSION,
         "id": format!("{kind}/{}", fingerprint(alerts)),
         "severity": severity,
-        "region": region(alerts),
+        "region": region,
         "detected_at": detected_at(alerts),
     });
     for (key, value) in own {
@@ -233,7 +255,7 @@ fn structured(default: &str, email: &str, sms: &str) -> String {
     .expect("strings always serialize")
 }
 
-fn most_severe(alerts: &[Alert]) -> Severity {
+fn most_severe(alerts: &[Brief]) -> Severity {
     alerts
         .iter()
         .map(|a| a.severity)
@@ -241,16 +263,17 @@ fn most_severe(alerts: &[Alert]) -> Severity {
         .unwrap_or(Severity::Medium)
 }
 
+/// The region of a message about `alerts`: the first one's.
 fn region(alerts: &[Alert]) -> Option<&str> {
     alerts.first().and_then(|a| a.region.as_deref())
 }
 
-fn detected_at(alerts: &[Alert]) -> Option<String> {
+fn detected_at(alerts: &[Brief]) -> Option<String> {
     alerts.iter().map(|a| a.detected_at).max().map(render::iso)
 }
 
 /// The same for the same alerts, whatever the run: a stable id for a digest or page.
-fn fingerprint(alerts: &[Alert]) -> String {
+fn fingerprint(alerts: &[Brief]) -> String {
     let mut hasher = DefaultHasher::new();
     for a in alerts {
         a.id.hash(&mut hasher);
@@ -279,7 +302,7 @@ fn single<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::present::render::tests::alert as sample;
+    use crate::detect::alert::tests::sample;
 
     fn alert(source: &str, severity: Severity) -> Alert {
         let mut a = sample();
@@ -390,15 +413,11 @@ mod tests {
             alert("10.0.0.1", Severity::High),
             alert("10.0.0.2", Severity::High),
         ];
+        let briefs: Vec<Brief> = alerts.iter().map(Brief::of).collect();
         let id = |m: &OutgoingMessage| default_of(m)["id"].as_str().unwrap().to_string();
-        assert_eq!(
-            id(&OutgoingMessage::page(&alerts)),
-            id(&OutgoingMessage::page(&alerts))
-        );
-        assert_ne!(
-            id(&OutgoingMessage::page(&alerts)),
-            id(&OutgoingMessage::page(&alerts[..1]))
-        );
-        assert!(id(&OutgoingMessage::digest(&alerts)).starts_with("digest/"));
+        let page = |n: usize| OutgoingMessage::page(&alerts[0], &briefs[..n]);
+        assert_eq!(id(&page(2)), id(&page(2)));
+        assert_ne!(id(&page(2)), id(&page(1)));
+        assert!(id(&OutgoingMessage::digest(&alerts, &briefs)).starts_with("digest/"));
     }
 }

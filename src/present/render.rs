@@ -729,8 +729,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::Thresholds;
     use crate::detect::activity::{tests::finding, Activity};
+    use crate::detect::alert::tests::sample as alert;
     use crate::detect::alert::Origin;
-    use crate::detect::incident::{Claim, Incident, Severity};
+    use crate::detect::incident::{Claim, Incident};
 
     const T: Thresholds = Thresholds {
         port_scan: 10,
@@ -763,30 +764,6 @@ pub(crate) mod tests {
             ])
         );
         assert_eq!(tree["first_seen"], "2025-11-26T22:14:00Z");
-    }
-
-    /// 10.0.3.7 probing 25 ports of 10.0.1.5, rejected at the target's interface.
-    pub(crate) fn alert() -> Alert {
-        let mut a = Activity::new("10.0.3.7".parse().unwrap());
-        for port in 1..=25 {
-            let mut f = finding("10.0.3.7", "10.0.1.5", port + 20);
-            f.account = Some("210987654321");
-            f.interface_id = Some("eni-0a1b2c3d4e5f60718");
-            f.instance_id = Some("i-0123456789abcdef0");
-            f.start = Some(1_764_195_240);
-            f.end = Some(1_764_195_600);
-            a.add(&f, None);
-        }
-        a.log_streams.insert("eni-0a1b2c3d4e5f60718-all".into());
-        let mut incident = Incident::open(&a, 1_764_195_660);
-        assert!(incident.try_claim(Claim::Level(Severity::High), 1, 1_764_195_660, 0));
-        let origin = Origin {
-            log_group: Some("/vpc/flow-logs".into()),
-            log_stream: None,
-        };
-        let mut alert = Alert::new(&incident, Claim::Level(Severity::High), T, &origin);
-        alert.region = Some("us-east-1".into());
-        alert
     }
 
     #[test]

@@ -231,3 +231,27 @@ def test_check_publish_sends_local_files_to_the_topic(subscriber, moto):
     assert "published 4 messages" in out.stderr
     got = subscriber.receive(expected=2)
     assert sorted(json.loads(m["Message"])["source"] for m in got) == ["10.0.3.7", "2600:1f18:4a2b:9e01::1c"]
+
+
+def test_check_publish_sends_what_the_function_sends_beyond_the_cap(subscriber, moto, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": moto, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
+           "VPC_CIDRS": VPC_CIDRS, "SNS_TOPIC_ARN": subscriber.topic_arn, "MAX_ALERTS_PER_INVOCATION": "2"}
+    # Five sources, the busier first in the order: 10.0.1.5 sent five rejects, 10.0.1.1 one.
+    rejects = [reject(f"10.0.1.{s}", port=1000 + n) for s in range(1, 6) for n in range(s)]
+    path = tmp_path / "five.json"
+    path.write_text(json.dumps(make_event(rejects)))
+    out = subprocess.run([str(BIN), "check", "--publish", "--output", "json", str(path)],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "published 4 messages" in out.stderr
+    got = subscriber.receive(expected=3)
+    alerts = sorted(json.loads(m["Message"])["source"] for m in got
+                    if m["MessageAttributes"]["type"]["Value"] == "alert")
+    assert alerts == ["10.0.1.4", "10.0.1.5"]
+    [digest] = [json.loads(m["Message"]) for m in got if m["MessageAttributes"]["type"]["Value"] == "digest"]
+    assert digest["alerts"] == 3
+    assert [a["source"] for a in digest["listed"]] == ["10.0.1.3", "10.0.1.2", "10.0.1.1"]
+    [page] = subscriber.receive_pages(expected=1)
+    page = json.loads(page["Message"])
+    assert page["alert_count"] == 5 and page["text"].endswith(", +4 more"), page

@@ -1217,6 +1217,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_of_hundreds_of_claims_sends_the_first_and_digests_the_rest_in_order() {
+        // Two alerts a message here, so 52 are held whole and the other claims are let go as
+        // they come. The first record opens 200 incidents (medium), the second escalates the
+        // last 50 (high, a sweep of 10 more hosts): their medium claims are superseded.
+        let f = function("3600");
+        let all: Vec<String> = (0..200)
+            .map(|i| format!("10.0.{}.{}", 1 + i / 100, i % 100 + 1))
+            .collect();
+        let opened: Vec<&str> = all.iter().map(String::as_str).collect();
+        let hosts: Vec<String> = (1..=10).map(|h| format!("10.0.9.{h}")).collect();
+        let sweeps: Vec<(&str, &str)> = all[150..]
+            .iter()
+            .flat_map(|s| hosts.iter().map(move |h| (s.as_str(), h.as_str())))
+            .collect();
+        let batch = kinesis(&[
+            ("1", gzip(&sources(&opened, 0))),
+            ("2", gzip(&document(&sweeps, 1_000))),
+        ]);
+        let s = f.invoke(&batch, later()).await.unwrap().summary;
+        assert_eq!((s.alerts, s.digested, s.published), (250, 198, 4));
+        let bodies = f.sink.as_ref().unwrap().bodies.lock().unwrap().clone();
+        let sources_of = |kind: &str, key: &str| -> Vec<String> {
+            let mut out = Vec::new();
+            for b in bodies.iter().filter(|b| b["type"] == kind) {
+                match &b[key] {
+                    serde_json::Value::Array(listed) => out.extend(
+                        listed
+                            .iter()
+                            .map(|l| l["source"].as_str().unwrap().to_string()),
+                    ),
+                    v => out.push(v.as_str().unwrap().to_string()),
+                }
+            }
+            out
+        };
+        assert_eq!(sources_of("alert", "source"), all[150..152]);
+        let listed = sources_of("digest", "listed");
+        assert_eq!(listed[..48], all[152..]);
+        assert_eq!(listed[48..], all[..2]);
+        let digest = bodies.iter().find(|b| b["type"] == "digest").unwrap();
+        assert_eq!(digest["alerts"], 198);
+        assert_eq!(digest["severity"], "high");
+        let page = bodies.iter().find(|b| b["type"] == "page").unwrap();
+        assert_eq!(page["alert_count"], 200);
+        assert!(page["text"].as_str().unwrap().contains("+199 more"));
+    }
+
+    #[tokio::test]
     async fn alerts_beyond_the_cap_go_into_one_digest() {
         let f = function("0");
         let s = f

@@ -330,6 +330,8 @@ pub(crate) mod testing {
         pub(crate) calls: Mutex<Vec<Vec<String>>>,
         /// The subjects of every message offered, in order.
         pub(crate) subjects: Mutex<Vec<String>>,
+        /// The `default` (JSON) variant of every message offered, in order.
+        pub(crate) bodies: Mutex<Vec<serde_json::Value>>,
     }
 
     impl AlertSink for ScriptedSink {
@@ -346,6 +348,13 @@ pub(crate) mod testing {
                 .lock()
                 .unwrap()
                 .extend(batch.iter().map(|m| m.subject.clone()));
+            // (Null for the bodies of this module's tests, which are not JSON.)
+            self.bodies.lock().unwrap().extend(batch.iter().map(|m| {
+                serde_json::from_str::<serde_json::Value>(&m.body)
+                    .ok()
+                    .and_then(|body| serde_json::from_str(body["default"].as_str()?).ok())
+                    .unwrap_or_default()
+            }));
             let mut script = self.script.lock().unwrap();
             if script.is_empty() {
                 Ok(vec![])

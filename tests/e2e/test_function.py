@@ -233,7 +233,7 @@ def test_check_publish_sends_local_files_to_the_topic(subscriber, moto):
     assert sorted(json.loads(m["Message"])["source"] for m in got) == ["10.0.3.7", "2600:1f18:4a2b:9e01::1c"]
 
 
-def test_check_publish_sends_what_the_function_sends_beyond_the_cap(subscriber, moto, tmp_path):
+def test_check_publish_sends_the_first_alerts_a_digest_of_the_rest_and_a_page(subscriber, moto, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": moto, "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
            "VPC_CIDRS": VPC_CIDRS, "SNS_TOPIC_ARN": subscriber.topic_arn, "MAX_ALERTS_PER_INVOCATION": "2"}

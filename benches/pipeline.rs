@@ -27,11 +27,13 @@ use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
 use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
-use vpc_flow_alert::detect::alert::{alerts_from_memory, for_each_alert, Alert, Origin};
+use vpc_flow_alert::detect::alert::{for_each_alert, Origin};
+use vpc_flow_alert::detect::claims::{Claims, Gathered};
 use vpc_flow_alert::detect::incident::IncidentMemory;
-use vpc_flow_alert::function::{Function, FunctionConfig};
+use vpc_flow_alert::function::{Function, FunctionConfig, DEFAULT_MAX_ALERTS};
 use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
 use vpc_flow_alert::input::scan::{Report, Scanner};
+use vpc_flow_alert::present::message::DIGEST_LISTED;
 use vpc_flow_alert::present::render;
 use vpc_flow_alert::Config;
 
@@ -178,17 +180,25 @@ fn s3_file(sources: usize) -> Vec<u8> {
     gzip(text.as_bytes())
 }
 
-/// What the function does with a delivery: its report, then the alerts it claims.
-fn alerts(config: &Config, report: &Report) -> Vec<Alert> {
+/// What the function does with a delivery: its report, then the claims it gathers (the first
+/// `MAX_ALERTS_PER_INVOCATION` + 50 whole, the others briefly for the digest).
+fn alerts(config: &Config, report: &Report) -> Gathered {
     let mut memory = IncidentMemory::new(config.incidents);
-    alerts_from_memory(
+    let mut claims = Claims::new(DEFAULT_MAX_ALERTS + DIGEST_LISTED, false);
+    claims.reserve(report.activities.len());
+    for_each_alert(
         &mut memory,
-        &report.activities,
-        report.fingerprint,
-        1_764_195_360,
+        report.activities.iter().collect(),
+        (report.fingerprint, 1_764_195_360),
         &report.origin,
         Some("us-east-1"),
-    )
+        |alert| {
+            claims.count(&alert);
+            claims.add(report.fingerprint, alert);
+            true
+        },
+    );
+    claims.finish()
 }
 
 fn records(c: &mut Criterion) {
@@ -222,7 +232,7 @@ fn cloudwatch(c: &mut Criterion) {
             .unwrap()
             .to_string();
         let report = scan_json(&event, &config).unwrap();
-        assert_eq!(alerts(&config, &report).len(), sources, "{name}");
+        assert_eq!(alerts(&config, &report).briefs.len(), sources, "{name}");
         group.bench_function(format!("{name}/project"), |b| {
             b.iter(|| {
                 let report = scan_json(black_box(&event), &config).unwrap();
@@ -266,7 +276,7 @@ fn s3(c: &mut Criterion) {
         group.bench_function(format!("{sources}_sources/project"), |b| {
             b.iter(|| {
                 let report = scan_reader(black_box(&file[..]), &config).unwrap();
-                black_box(alerts(&config, &report).len())
+                black_box(alerts(&config, &report).briefs.len())
             })
         });
         // What `check --output json` does: the alerts written as they come, as JSON lines.

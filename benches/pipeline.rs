@@ -27,8 +27,8 @@ use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
 use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
-use vpc_flow_alert::detect::alert::{for_each_alert, Origin};
-use vpc_flow_alert::detect::claims::{Claims, Gathered};
+use vpc_flow_alert::detect::alert::{for_each_alert, for_each_claim, Origin};
+use vpc_flow_alert::detect::claims::{Brief, Claims, Gathered, Gathering};
 use vpc_flow_alert::detect::incident::IncidentMemory;
 use vpc_flow_alert::function::{Function, FunctionConfig, DEFAULT_MAX_ALERTS};
 use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
@@ -186,17 +186,19 @@ fn alerts(config: &Config, report: &Report) -> Gathered {
     let mut memory = IncidentMemory::new(config.incidents);
     let mut claims = Claims::new(DEFAULT_MAX_ALERTS + DIGEST_LISTED, false);
     claims.reserve(report.activities.len());
-    for_each_alert(
+    let mut gathering = Gathering {
+        claims: &mut claims,
+        part: report.fingerprint,
+        thresholds: config.incidents.thresholds,
+        origin: &report.origin,
+        region: Some("us-east-1"),
+        goes_out: |_: &Brief| true,
+    };
+    for_each_claim(
         &mut memory,
         report.activities.iter().collect(),
         (report.fingerprint, 1_764_195_360),
-        &report.origin,
-        Some("us-east-1"),
-        |alert| {
-            claims.count(&alert);
-            claims.add(report.fingerprint, alert);
-            true
-        },
+        &mut gathering,
     );
     claims.finish()
 }

@@ -25,7 +25,7 @@ use crate::config::{
     ENV_FLOW_LOG_FORMAT,
 };
 use crate::detect::alert::{for_each_alert, Alert};
-use crate::detect::claims::Claims;
+use crate::detect::claims::{Brief, Claims};
 use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
@@ -430,8 +430,9 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             let written = write_alerts(&mut out, held, args.output, &mut printed);
             if let Some(claims) = &mut claims {
                 for alert in held.drain(..) {
-                    claims.count(&alert);
-                    claims.add(None, alert);
+                    let brief = Brief::of(&alert);
+                    claims.count(&brief);
+                    claims.add_brief(None, brief, Some(alert));
                 }
             }
             written

@@ -24,8 +24,8 @@ use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
-use crate::detect::alert::{for_each_alert, Alert};
-use crate::detect::claims::{Claims, Gathered};
+use crate::detect::alert::{for_each_claim, Alert};
+use crate::detect::claims::{Brief, Claims, Gathered, Gathering};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
 use crate::input::events::{recognise, Event, EventError, ObjectRef};
@@ -404,15 +404,24 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Takes a claim of the part `report` into `claims`, unless it already went out for it (a
-    /// retry on this instance).
-    fn take(&self, claims: &mut Claims, report: &Report, alert: Alert) {
-        claims.count(&alert);
-        let part = report.fingerprint;
-        let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-        if !delivered.already_sent(part, &alert.id) {
-            drop(delivered);
-            claims.add(part, alert);
+    /// Whether the message `key` already went out for the part `part` (a retry on this
+    /// instance).
+    fn already_sent(&self, part: Option<u64>, key: &str) -> bool {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .already_sent(part, key)
+    }
+
+    /// Takes the message `claim` of `incident`, claimed for the part `report`, into `claims`
+    /// unless it already went out for it; its alert is made only if it may be sent or listed.
+    fn take(&self, claims: &mut Claims, report: &Report, incident: &Incident, claim: Claim) {
+        let brief = Brief::new(incident, claim, self.config.engine.incidents.thresholds);
+        claims.count(&brief);
+        if !self.already_sent(report.fingerprint, &brief.id) {
+            claims.offer(report.fingerprint, brief, || {
+                self.alert(incident, claim, report)
+            });
         }
     }
 
@@ -426,16 +435,19 @@ impl<S: AlertSink> Function<S> {
         claims: &mut Claims,
     ) -> u64 {
         let Some(table) = &self.table else {
-            for_each_alert(
+            let mut gathering = Gathering {
+                claims,
+                part: report.fingerprint,
+                thresholds: self.config.engine.incidents.thresholds,
+                origin: &report.origin,
+                region: report.region.as_deref().or(self.config.region.as_deref()),
+                goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id),
+            };
+            for_each_claim(
                 &mut self.memory(),
                 report.activities.iter().collect(),
                 (report.fingerprint, now),
-                &report.origin,
-                report.region.as_deref().or(self.config.region.as_deref()),
-                |alert| {
-                    self.take(claims, report, alert);
-                    true
-                },
+                &mut gathering,
             );
             return 0;
         };
@@ -512,14 +524,14 @@ impl<S: AlertSink> Function<S> {
             let (View::Shared(tracked) | View::Local(tracked)) = view;
             let wanted = tracked.wanted(batch, &policy, now);
             for claim in wanted.resend {
-                self.take(claims, report, self.alert(&tracked.incident, claim, report));
+                self.take(claims, report, &tracked.incident, claim);
             }
             match (view, wanted.due) {
                 (View::Shared(_), Some(claim)) => to_claim.push((&tracked.incident, claim)),
                 (View::Local(_), Some(claim)) => {
                     let i = &tracked.incident;
                     if let Some(claimed) = self.claim_locally(i, claim, owner, now) {
-                        self.take(claims, report, self.alert(&claimed, claim, report));
+                        self.take(claims, report, &claimed, claim);
                     }
                 }
                 (_, None) => {}
@@ -539,7 +551,7 @@ impl<S: AlertSink> Function<S> {
             match result {
                 Ok(Some(claimed)) => {
                     self.memory().replace(claimed.clone(), now);
-                    self.take(claims, report, self.alert(&claimed, *claim, report));
+                    self.take(claims, report, &claimed, *claim);
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -547,7 +559,7 @@ impl<S: AlertSink> Function<S> {
                     tracing::warn!(source = %incident.source(), error = %err, "cannot claim the message in the state table: sending it on this instance's word");
                     state_errors += 1;
                     if let Some(claimed) = self.claim_locally(incident, *claim, owner, now) {
-                        self.take(claims, report, self.alert(&claimed, *claim, report));
+                        self.take(claims, report, &claimed, *claim);
                     }
                 }
             }
@@ -751,11 +763,7 @@ impl<S: AlertSink> Function<S> {
             }
         }
         // One text per invocation: a retry does not page again once the page went out.
-        let page = !self
-            .delivered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .already_sent(fingerprint, "page");
+        let page = !self.already_sent(fingerprint, "page");
         let messages = messages_of(&alerts, &briefs, self.config.max_alerts, page);
         let owners: HashMap<&str, Option<u64>> = briefs
             .iter()

@@ -152,10 +152,7 @@ impl Alert {
         origin: &Origin,
     ) -> Alert {
         let s = &incident.seen;
-        let severity = match claim {
-            Claim::Level(level) => level,
-            Claim::Reminder => incident.severity(thresholds),
-        };
+        let severity = claim_severity(incident, claim, thresholds);
         let kind = if s.probes == 0 {
             Kind::BlockedResponses
         } else if s.ports.len() >= thresholds.port_scan {
@@ -165,14 +162,9 @@ impl Alert {
         } else {
             Kind::Probe
         };
-        let incident_id = incident.id();
-        let id = match claim {
-            Claim::Level(level) => format!("{incident_id}/{}", level.as_str()),
-            Claim::Reminder => format!("{incident_id}/reminder-{}", incident.reminders),
-        };
         Alert {
-            incident: incident_id,
-            id,
+            incident: incident.id(),
+            id: claim_id(incident, claim),
             reason: incident.reason(claim),
             severity,
             kind,
@@ -208,6 +200,23 @@ impl Alert {
     /// The account to name: the only one, or the first of several.
     pub fn account(&self) -> &str {
         self.accounts.first().map_or("-", String::as_str)
+    }
+}
+
+/// The severity a message claimed for `incident` announces.
+pub fn claim_severity(incident: &Incident, claim: Claim, thresholds: Thresholds) -> Severity {
+    match claim {
+        Claim::Level(level) => level,
+        Claim::Reminder => incident.severity(thresholds),
+    }
+}
+
+/// The id of the message `claim` of `incident`: stable for an incident and level.
+pub fn claim_id(incident: &Incident, claim: Claim) -> String {
+    let incident_id = incident.id();
+    match claim {
+        Claim::Level(level) => format!("{incident_id}/{}", level.as_str()),
+        Claim::Reminder => format!("{incident_id}/reminder-{}", incident.reminders),
     }
 }
 
@@ -258,11 +267,56 @@ pub fn alerts_from_memory(
     let mut activities: Vec<&Activity> = activities.iter().collect();
     known_first(memory, &mut activities);
     let mut alerts: Vec<Alert> = Vec::new();
+    let mut made = Alerts {
+        thresholds: memory.policy().thresholds,
+        origin,
+        region,
+        each: |_| true,
+    };
     for activity in activities {
-        alerts.extend(claimed(memory, activity, batch, now, origin, region));
+        alerts.extend(claimed(memory, activity, batch, now, &mut made));
     }
     order(&mut alerts);
     alerts
+}
+
+/// The order claims go out in, as [`rank`] gives it.
+pub type Rank = (Severity, Reverse<u64>, IpAddr);
+
+/// What [`for_each_claim`] hands the claims of a delivery to: it makes something of each claim
+/// when it is made (from the incident as it is then), and takes them in [`order`].
+pub trait ClaimSink {
+    type Made;
+    fn make(&mut self, incident: &Incident, claim: Claim) -> Self::Made;
+    fn rank(made: &Self::Made) -> Rank;
+    /// Takes the next claim in order; false stops.
+    fn take(&mut self, made: Self::Made) -> bool;
+}
+
+/// Makes an alert of each claim, for `each`.
+struct Alerts<'a, F> {
+    thresholds: Thresholds,
+    origin: &'a Origin,
+    region: Option<&'a str>,
+    each: F,
+}
+
+impl<F: FnMut(Alert) -> bool> ClaimSink for Alerts<'_, F> {
+    type Made = Alert;
+
+    fn make(&mut self, incident: &Incident, claim: Claim) -> Alert {
+        let mut alert = Alert::new(incident, claim, self.thresholds, self.origin);
+        alert.region = self.region.map(str::to_owned);
+        alert
+    }
+
+    fn rank(alert: &Alert) -> Rank {
+        rank(alert)
+    }
+
+    fn take(&mut self, alert: Alert) -> bool {
+        (self.each)(alert)
+    }
 }
 
 /// The alerts of one delivery, the same as [`alerts_from_memory`] gives and in the same order,
@@ -274,40 +328,50 @@ pub fn alerts_from_memory(
 pub fn for_each_alert<A: std::borrow::Borrow<Activity>>(
     memory: &mut IncidentMemory,
     activities: Vec<A>,
-    (batch, now): (Option<u64>, u64),
+    key: (Option<u64>, u64),
     origin: &Origin,
     region: Option<&str>,
-    mut each: impl FnMut(Alert) -> bool,
+    each: impl FnMut(Alert) -> bool,
+) {
+    let mut alerts = Alerts {
+        thresholds: memory.policy().thresholds,
+        origin,
+        region,
+        each,
+    };
+    for_each_claim(memory, activities, key, &mut alerts);
+}
+
+/// [`for_each_alert`] for any [`ClaimSink`]: what `sink` makes of each claim, handed back to
+/// it in the same order.
+pub fn for_each_claim<A: std::borrow::Borrow<Activity>, S: ClaimSink>(
+    memory: &mut IncidentMemory,
+    activities: Vec<A>,
+    (batch, now): (Option<u64>, u64),
+    sink: &mut S,
 ) {
     let mut activities = activities;
     let known = known_first(memory, &mut activities);
-    let mut held: Vec<Alert> = Vec::new();
+    let mut held: Vec<S::Made> = Vec::new();
     for activity in &activities[..known] {
-        held.extend(claimed(
-            memory,
-            activity.borrow(),
-            batch,
-            now,
-            origin,
-            region,
-        ));
+        held.extend(claimed(memory, activity.borrow(), batch, now, sink));
     }
-    order(&mut held);
+    held.sort_by_key(S::rank);
     let mut held = held.into_iter().peekable();
     for activity in activities.drain(known..) {
-        for alert in claimed(memory, activity.borrow(), batch, now, origin, region) {
-            while let Some(first) = held.next_if(|h| rank(h) < rank(&alert)) {
-                if !each(first) {
+        for made in claimed(memory, activity.borrow(), batch, now, sink) {
+            while let Some(first) = held.next_if(|h| S::rank(h) < S::rank(&made)) {
+                if !sink.take(first) {
                     return;
                 }
             }
-            if !each(alert) {
+            if !sink.take(made) {
                 return;
             }
         }
     }
-    for alert in held {
-        if !each(alert) {
+    for made in held {
+        if !sink.take(made) {
             return;
         }
     }
@@ -334,27 +398,20 @@ fn known_first<A: std::borrow::Borrow<Activity>>(
         .count()
 }
 
-/// The alerts one slice claims, in [`order`].
-fn claimed(
+/// What `sink` makes of the claims of one slice, in [`order`].
+fn claimed<S: ClaimSink>(
     memory: &mut IncidentMemory,
     activity: &Activity,
     batch: Option<u64>,
     now: u64,
-    origin: &Origin,
-    region: Option<&str>,
-) -> Vec<Alert> {
-    let thresholds = memory.policy().thresholds;
-    let mut alerts: Vec<Alert> = memory
-        .observe(activity, batch, now)
-        .into_iter()
-        .map(|(incident, claim)| {
-            let mut alert = Alert::new(&incident, claim, thresholds, origin);
-            alert.region = region.map(str::to_owned);
-            alert
-        })
-        .collect();
-    order(&mut alerts);
-    alerts
+    sink: &mut S,
+) -> Vec<S::Made> {
+    let mut made = Vec::new();
+    memory.observe_each(activity, batch, now, |incident, claim| {
+        made.push(sink.make(incident, claim));
+    });
+    made.sort_by_key(S::rank);
+    made
 }
 
 /// Orders alerts most severe first, then more records first, then by source address.
@@ -363,7 +420,7 @@ pub fn order(alerts: &mut [Alert]) {
 }
 
 /// The order alerts go out in: most severe first, then the busiest source.
-pub fn rank(alert: &Alert) -> (Severity, Reverse<u64>, IpAddr) {
+pub fn rank(alert: &Alert) -> Rank {
     (alert.severity, Reverse(alert.records), alert.source)
 }
 

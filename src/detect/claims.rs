@@ -20,7 +20,9 @@ use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::detect::alert::{Alert, Severity};
+use crate::config::Thresholds;
+use crate::detect::alert::{claim_id, claim_severity, Alert, ClaimSink, Origin, Rank, Severity};
+use crate::detect::incident::{Claim, Incident};
 
 /// What the messages need of a claim that is only counted in a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +47,67 @@ impl Brief {
         }
     }
 
+    /// What [`Brief::of`] gives for the alert of `claim`, without making the alert.
+    pub fn new(incident: &Incident, claim: Claim, thresholds: Thresholds) -> Brief {
+        Brief {
+            id: claim_id(incident, claim),
+            severity: claim_severity(incident, claim, thresholds),
+            source: incident.seen.source,
+            records: incident.seen.records,
+            detected_at: incident.last_at,
+            account: incident
+                .seen
+                .accounts
+                .iter()
+                .next()
+                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        }
+    }
+
     /// The alert's [`rank`](crate::detect::alert::rank).
-    pub fn rank(&self) -> (Severity, Reverse<u64>, IpAddr) {
+    pub fn rank(&self) -> Rank {
         (self.severity, Reverse(self.records), self.source)
+    }
+}
+
+/// Gathers the claims of one delivery into [`Claims`] through
+/// [`for_each_claim`](crate::detect::alert::for_each_claim), making the alerts only of those
+/// that may be among the first.
+pub struct Gathering<'a, F> {
+    pub claims: &'a mut Claims,
+    /// The delivery's fingerprint.
+    pub part: Option<u64>,
+    pub thresholds: Thresholds,
+    pub origin: &'a Origin,
+    /// The region the alerts name.
+    pub region: Option<&'a str>,
+    /// Whether a claim goes out: false when it already went out for this part (a retry).
+    pub goes_out: F,
+}
+
+impl<F: FnMut(&Brief) -> bool> ClaimSink for Gathering<'_, F> {
+    type Made = (Brief, Option<Alert>);
+
+    fn make(&mut self, incident: &Incident, claim: Claim) -> Self::Made {
+        let brief = Brief::new(incident, claim, self.thresholds);
+        let alert = self.claims.wants(&brief).then(|| {
+            let mut alert = Alert::new(incident, claim, self.thresholds, self.origin);
+            alert.region = self.region.map(str::to_owned);
+            alert
+        });
+        (brief, alert)
+    }
+
+    fn rank((brief, _): &Self::Made) -> Rank {
+        brief.rank()
+    }
+
+    fn take(&mut self, (brief, alert): Self::Made) -> bool {
+        self.claims.count(&brief);
+        if (self.goes_out)(&brief) {
+            self.claims.add_brief(self.part, brief, alert);
+        }
+        true
     }
 }
 
@@ -63,7 +123,7 @@ struct Entry {
 }
 
 /// Where a claim goes in the order: its rank, then its arrival.
-type Key = ((Severity, Reverse<u64>, IpAddr), u64);
+type Key = (Rank, u64);
 
 impl Entry {
     fn key(&self) -> Key {
@@ -82,6 +142,8 @@ pub struct Claims {
     superseded: Vec<(Option<u64>, Brief)>,
     /// Where the entries that hold their alert are in `entries`.
     held: Vec<usize>,
+    /// A claim that ranks after this one is never among the first `whole`.
+    bar: Option<Rank>,
     seq: u64,
     claimed: u64,
     sources: HashSet<IpAddr>,
@@ -115,6 +177,7 @@ impl Claims {
             speaker: HashMap::new(),
             superseded: Vec::new(),
             held: Vec::new(),
+            bar: None,
             seq: 0,
             claimed: 0,
             sources: HashSet::new(),
@@ -128,18 +191,36 @@ impl Claims {
     }
 
     /// Counts a claim made (for the summary), whether or not it goes out.
-    pub fn count(&mut self, alert: &Alert) {
+    pub fn count(&mut self, claim: &Brief) {
         self.claimed += 1;
-        self.sources.insert(alert.source);
+        self.sources.insert(claim.source);
+    }
+
+    /// Whether a claim could still be among the first `whole`, so that its alert is worth
+    /// making: false once more than `whole` claims rank before it or with it.
+    pub fn wants(&self, claim: &Brief) -> bool {
+        self.bar.is_none_or(|bar| claim.rank() <= bar)
     }
 
     /// Adds a claim of the part `part` that goes out (already [counted](Claims::count)).
     pub fn add(&mut self, part: Option<u64>, alert: Alert) {
+        self.add_brief(part, Brief::of(&alert), Some(alert));
+    }
+
+    /// Adds a claim that goes out by its brief, making its alert only if it is
+    /// [wanted](Claims::wants).
+    pub fn offer(&mut self, part: Option<u64>, claim: Brief, alert: impl FnOnce() -> Alert) {
+        let alert = self.wants(&claim).then(alert);
+        self.add_brief(part, claim, alert);
+    }
+
+    /// Adds a claim; `alert` is its alert, if it was made.
+    pub fn add_brief(&mut self, part: Option<u64>, brief: Brief, alert: Option<Alert>) {
         let entry = Entry {
             seq: self.seq,
             part,
-            brief: Brief::of(&alert),
-            alert: Some(Box::new(alert)),
+            brief,
+            alert: alert.map(Box::new),
         };
         self.seq += 1;
         if self.one_per_source {
@@ -149,8 +230,10 @@ impl Claims {
                     self.superseded.push((entry.part, entry.brief));
                     return;
                 }
-                if speaking.alert.is_none() {
-                    self.held.push(at);
+                match (speaking.alert.is_some(), entry.alert.is_some()) {
+                    (false, true) => self.held.push(at),
+                    (true, false) => self.held.retain(|&i| i != at),
+                    _ => {}
                 }
                 let old = std::mem::replace(speaking, entry);
                 self.superseded.push((old.part, old.brief));
@@ -159,7 +242,9 @@ impl Claims {
             }
             self.speaker.insert(entry.brief.source, self.entries.len());
         }
-        self.held.push(self.entries.len());
+        if entry.alert.is_some() {
+            self.held.push(self.entries.len());
+        }
         self.entries.push(entry);
         self.let_go();
     }
@@ -172,6 +257,8 @@ impl Claims {
         let entries = &mut self.entries;
         self.held
             .select_nth_unstable_by_key(self.whole, |&i| entries[i].key());
+        // More than `whole` claims rank before anything that ranks after this one.
+        self.bar = Some(entries[self.held[self.whole]].brief.rank());
         for &i in &self.held[self.whole..] {
             entries[i].alert = None;
         }
@@ -263,9 +350,14 @@ mod tests {
 
     fn gathered(claims: &[(Option<u64>, Alert)], whole: usize, one_per_source: bool) -> Gathered {
         let mut c = Claims::new(whole, one_per_source);
-        for (part, a) in claims {
-            c.count(a);
-            c.add(*part, a.clone());
+        for (i, (part, a)) in claims.iter().enumerate() {
+            c.count(&Brief::of(a));
+            // Both ways in: whole, and by the brief (the alert made only if wanted).
+            if i % 2 == 0 {
+                c.add(*part, a.clone());
+            } else {
+                c.offer(*part, Brief::of(a), || a.clone());
+            }
         }
         c.finish()
     }
@@ -323,6 +415,39 @@ mod tests {
     }
 
     #[test]
+    fn a_brief_says_what_the_alert_of_its_claim_says() {
+        use crate::config::Thresholds;
+        use crate::detect::activity::{tests::finding, Activity};
+        let t = Thresholds {
+            port_scan: 10,
+            host_sweep: 10,
+        };
+        let mut a = Activity::new("10.0.3.7".parse().unwrap());
+        for port in 1..=12 {
+            a.add(&finding("10.0.3.7", "10.0.1.5", port), None);
+        }
+        let mut incident = Incident::open(&a, 1_764_195_660);
+        let claims = [
+            Claim::Level(Severity::Medium),
+            Claim::Level(Severity::High),
+            Claim::Reminder,
+        ];
+        for with_account in [false, true] {
+            if with_account {
+                let mut f = finding("10.0.3.7", "10.0.1.6", 80);
+                f.account = Some("210987654321");
+                incident.seen.add(&f, None);
+                incident.reminders = 3;
+                incident.last_at += 60;
+            }
+            for claim in claims {
+                let alert = Alert::new(&incident, claim, t, &Origin::default());
+                assert_eq!(Brief::new(&incident, claim, t), Brief::of(&alert), "{claim:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_superseded_claim_names_the_one_that_speaks_for_its_source() {
         let claims = vec![
             (Some(1), alert(7, Severity::Medium, 5, "medium")),
@@ -354,7 +479,7 @@ mod tests {
         let mut c = Claims::new(60, false);
         for i in 0..20_000 {
             let a = alert(i, Severity::Medium, u64::from(i % 97), "m");
-            c.count(&a);
+            c.count(&Brief::of(&a));
             c.add(Some(1), a);
             assert!(c.held.len() <= 128, "{} held after {i}", c.held.len());
             if i % 1000 == 0 {
@@ -365,5 +490,19 @@ mod tests {
         let g = c.finish();
         assert_eq!((g.alerts.len(), g.briefs.len()), (60, 20_000));
         assert_eq!(g.alerts[0].records, 96);
+        // Offered best first (as one delivery's claims come), only the first alerts are made.
+        let mut c = Claims::new(60, false);
+        let mut made = 0;
+        for i in 0..20_000 {
+            let a = alert(i, Severity::Medium, 1, "m");
+            c.offer(Some(1), Brief::of(&a), || {
+                made += 1;
+                a.clone()
+            });
+        }
+        assert!(made <= 2 * 64 + 1, "{made} alerts made");
+        let g = c.finish();
+        assert_eq!(g.alerts.len(), 60);
+        assert_eq!(g.alerts.last().unwrap().source, g.briefs[59].source);
     }
 }

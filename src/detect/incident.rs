@@ -388,17 +388,33 @@ impl IncidentMemory {
         batch: Option<u64>,
         now: u64,
     ) -> Vec<(Incident, Claim)> {
+        let mut out = Vec::new();
+        self.observe_each(activity, batch, now, |incident, claim| {
+            out.push((incident.clone(), claim));
+        });
+        out
+    }
+
+    /// [`observe`](IncidentMemory::observe) without copying the incident: `each` sees it as it
+    /// is when each message is claimed.
+    pub fn observe_each(
+        &mut self,
+        activity: &Activity,
+        batch: Option<u64>,
+        now: u64,
+        mut each: impl FnMut(&Incident, Claim),
+    ) {
         let policy = self.policy;
         let (incident, replay) = self.add(activity, batch, now);
         let Wanted { resend, due } = wanted(incident, replay, batch, &policy, now);
-        let mut out: Vec<(Incident, Claim)> =
-            resend.into_iter().map(|c| (incident.clone(), c)).collect();
+        for claim in resend {
+            each(incident, claim);
+        }
         if let Some(claim) = due {
             if incident.try_claim(claim, batch.unwrap_or(0), now, policy.cooldown) {
-                out.push((incident.clone(), claim));
+                each(incident, claim);
             }
         }
-        out
     }
 
     pub fn get(&self, source: &IpAddr) -> Option<&Incident> {

@@ -9,7 +9,9 @@
 //! [`Claims`] keeps every claim as a [`Brief`] and the whole alert only while it may still be
 //! among the first `whole` in [`order`](crate::detect::alert::order): once `whole` others rank
 //! before it, it never will, because a claim only leaves the invocation for a more severe
-//! claim of its source (see below), which ranks before it too.
+//! claim of its source (see below), which ranks before it too. A claim that ranks after more
+//! than `whole` others when it is made does not even get its alert made ([`Claims::offer`],
+//! [`Gathering`]): an alert takes a dozen or more allocations to make.
 //!
 //! When the invocation has several parts (the records of a Kinesis batch, the objects of a
 //! notification), one incident may be claimed by more than one of them (opened by one,

@@ -444,7 +444,11 @@ mod tests {
             }
             for claim in claims {
                 let alert = Alert::new(&incident, claim, t, &Origin::default());
-                assert_eq!(Brief::new(&incident, claim, t), Brief::of(&alert), "{claim:?}");
+                assert_eq!(
+                    Brief::new(&incident, claim, t),
+                    Brief::of(&alert),
+                    "{claim:?}"
+                );
             }
         }
     }

@@ -88,14 +88,15 @@ pub struct Gathering<'a, F> {
 }
 
 impl<F: FnMut(&Brief) -> bool> ClaimSink for Gathering<'_, F> {
-    type Made = (Brief, Option<Alert>);
+    /// Boxed: the claims of the sources a memory already holds are made before any is taken.
+    type Made = (Brief, Option<Box<Alert>>);
 
     fn make(&mut self, incident: &Incident, claim: Claim) -> Self::Made {
         let brief = Brief::new(incident, claim, self.thresholds);
         let alert = self.claims.wants(&brief).then(|| {
             let mut alert = Alert::new(incident, claim, self.thresholds, self.origin);
             alert.region = self.region.map(str::to_owned);
-            alert
+            Box::new(alert)
         });
         (brief, alert)
     }
@@ -206,23 +207,23 @@ impl Claims {
 
     /// Adds a claim of the part `part` that goes out (already [counted](Claims::count)).
     pub fn add(&mut self, part: Option<u64>, alert: Alert) {
-        self.add_brief(part, Brief::of(&alert), Some(alert));
+        self.add_brief(part, Brief::of(&alert), Some(Box::new(alert)));
     }
 
     /// Adds a claim that goes out by its brief, making its alert only if it is
     /// [wanted](Claims::wants).
     pub fn offer(&mut self, part: Option<u64>, claim: Brief, alert: impl FnOnce() -> Alert) {
-        let alert = self.wants(&claim).then(alert);
+        let alert = self.wants(&claim).then(|| Box::new(alert()));
         self.add_brief(part, claim, alert);
     }
 
     /// Adds a claim; `alert` is its alert, if it was made.
-    pub fn add_brief(&mut self, part: Option<u64>, brief: Brief, alert: Option<Alert>) {
+    pub fn add_brief(&mut self, part: Option<u64>, brief: Brief, alert: Option<Box<Alert>>) {
         let entry = Entry {
             seq: self.seq,
             part,
             brief,
-            alert: alert.map(Box::new),
+            alert,
         };
         self.seq += 1;
         if self.one_per_source {
@@ -436,9 +437,11 @@ mod tests {
         ];
         for with_account in [false, true] {
             if with_account {
-                let mut f = finding("10.0.3.7", "10.0.1.6", 80);
-                f.account = Some("210987654321");
-                incident.seen.add(&f, None);
+                for account in ["210987654321", "111122223333"] {
+                    let mut f = finding("10.0.3.7", "10.0.1.6", 80);
+                    f.account = Some(account);
+                    incident.seen.add(&f, None);
+                }
                 incident.reminders = 3;
                 incident.last_at += 60;
             }
@@ -478,6 +481,40 @@ mod tests {
         assert_eq!((g.claimed, g.sources), (4, 2));
         // One part: every claim goes out.
         assert_eq!(gathered(&claims, 1, false).briefs.len(), 4);
+    }
+
+    #[test]
+    fn alerts_decided_before_their_claims_are_added_are_never_missing() {
+        // As `Gathering` does for the sources a memory holds: their claims are made (and their
+        // alerts made or not) before any of them is added.
+        for seed in 1..20 {
+            for one_per_source in [false, true] {
+                let claims = stream(seed, 600);
+                let expected = holding_all(&claims, one_per_source);
+                for whole in [0, 1, 10, 60] {
+                    let mut c = Claims::new(whole, one_per_source);
+                    for batch in claims.chunks(97) {
+                        let made: Vec<_> = batch
+                            .iter()
+                            .map(|(part, a)| {
+                                let brief = Brief::of(a);
+                                let alert = c.wants(&brief).then(|| Box::new(a.clone()));
+                                (*part, brief, alert)
+                            })
+                            .collect();
+                        for (part, brief, alert) in made {
+                            c.count(&brief);
+                            c.add_brief(part, brief, alert);
+                        }
+                    }
+                    let g = c.finish();
+                    let ids: Vec<&str> = g.briefs.iter().map(|b| b.id.as_str()).collect();
+                    assert_eq!(ids, expected, "seed {seed}, whole {whole}");
+                    let whole_ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
+                    assert_eq!(whole_ids, expected[..whole.min(expected.len())]);
+                }
+            }
+        }
     }
 
     #[test]

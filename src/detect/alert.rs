@@ -250,36 +250,6 @@ fn places<'a>(ids: impl Iterator<Item = &'a Id>) -> Places {
     p
 }
 
-/// Adds one delivery's slices to the incidents in `memory`; the alerts they claim, most
-/// severe first, naming `region`.
-///
-/// Slices of sources the memory holds go first: a full memory makes room by dropping the
-/// least recently active incidents, and one of them must not be dropped by this delivery's
-/// new sources just before its own slice is added to it (it would open again, and alert again).
-pub fn alerts_from_memory(
-    memory: &mut IncidentMemory,
-    activities: &[Activity],
-    batch: Option<u64>,
-    now: u64,
-    origin: &Origin,
-    region: Option<&str>,
-) -> Vec<Alert> {
-    let mut activities: Vec<&Activity> = activities.iter().collect();
-    known_first(memory, &mut activities);
-    let mut alerts: Vec<Alert> = Vec::new();
-    let mut made = Alerts {
-        thresholds: memory.policy().thresholds,
-        origin,
-        region,
-        each: |_| true,
-    };
-    for activity in activities {
-        alerts.extend(claimed(memory, activity, batch, now, &mut made));
-    }
-    order(&mut alerts);
-    alerts
-}
-
 /// The order claims go out in, as [`rank`] gives it.
 pub type Rank = (Severity, Reverse<u64>, IpAddr);
 
@@ -319,12 +289,18 @@ impl<F: FnMut(Alert) -> bool> ClaimSink for Alerts<'_, F> {
     }
 }
 
-/// The alerts of one delivery, the same as [`alerts_from_memory`] gives and in the same order,
-/// handed to `each` one at a time instead of held together: a file with tens of thousands of
-/// sources would otherwise hold an alert per source at once. Only the alerts of sources the
-/// memory already holds (bounded by its size) are made first and held; a new source's alert is
-/// known before it is made (its incident is the slice alone, opened now), so new sources go in
-/// that order and the held alerts are merged in. `each` returns false to stop.
+/// Adds one delivery's slices to the incidents in `memory`, and hands the alerts they claim to
+/// `each`, most severe first ([`order`]), naming `region`.
+///
+/// Slices of sources the memory holds go first: a full memory makes room by dropping the
+/// least recently active incidents, and one of them must not be dropped by this delivery's
+/// new sources just before its own slice is added to it (it would open again, and alert again).
+///
+/// The alerts are handed over one at a time instead of held together: a file with tens of
+/// thousands of sources would otherwise hold an alert per source at once. Only the alerts of
+/// sources the memory already holds (bounded by its size) are made first and held; a new
+/// source's alert is known before it is made (its incident is the slice alone, opened now), so
+/// new sources go in that order and the held alerts are merged in. `each` returns false to stop.
 pub fn for_each_alert<A: std::borrow::Borrow<Activity>>(
     memory: &mut IncidentMemory,
     activities: Vec<A>,
@@ -428,6 +404,31 @@ pub fn rank(alert: &Alert) -> Rank {
 pub(crate) mod tests {
     use super::*;
     use crate::detect::activity::tests::finding;
+
+    /// What [`for_each_alert`] hands over, made the plain way: every alert held, then ordered.
+    fn alerts_from_memory(
+        memory: &mut IncidentMemory,
+        activities: &[Activity],
+        batch: Option<u64>,
+        now: u64,
+        origin: &Origin,
+        region: Option<&str>,
+    ) -> Vec<Alert> {
+        let mut activities: Vec<&Activity> = activities.iter().collect();
+        known_first(memory, &mut activities);
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut made = Alerts {
+            thresholds: memory.policy().thresholds,
+            origin,
+            region,
+            each: |_| true,
+        };
+        for activity in activities {
+            alerts.extend(claimed(memory, activity, batch, now, &mut made));
+        }
+        order(&mut alerts);
+        alerts
+    }
 
     const T: Thresholds = Thresholds {
         port_scan: 10,

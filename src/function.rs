@@ -753,7 +753,7 @@ impl<S: AlertSink> Function<S> {
         } = claims.finish();
         summary.sources = sources.len() as u64;
         summary.alerts = claimed;
-        summary.suppressed = (sources.len() - sources_alerted) as u64;
+        summary.suppressed = sources.len().saturating_sub(sources_alerted) as u64;
         summary.digested = briefs.len().saturating_sub(self.config.max_alerts) as u64;
         summary.state_calls = self.table.as_ref().map_or(0, StateTable::take_calls);
         if let Some(lookup) = &self.lookup {

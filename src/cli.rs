@@ -432,7 +432,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 for alert in held.drain(..) {
                     let brief = Brief::of(&alert);
                     claims.count(&brief);
-                    claims.add_brief(None, brief, Some(Box::new(alert)));
+                    claims.offer(None, brief, || alert);
                 }
             }
             written

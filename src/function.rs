@@ -24,7 +24,7 @@ use crate::aws::state::{StateError, StateTable};
 use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
-use crate::detect::alert::{for_each_claim, Alert};
+use crate::detect::alert::for_each_claim;
 use crate::detect::claims::{Brief, Claims, Gathered, Gathering};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
@@ -383,17 +383,6 @@ impl<S: AlertSink> Function<S> {
         self.incidents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn alert(&self, incident: &Incident, claim: Claim, report: &Report) -> Alert {
-        let mut alert = Alert::new(
-            incident,
-            claim,
-            self.config.engine.incidents.thresholds,
-            &report.origin,
-        );
-        alert.region = report.region.clone().or_else(|| self.config.region.clone());
-        alert
-    }
-
     /// Claims in this instance's memory; the incident after the claim when it was won.
     fn claim_locally(&self, i: &Incident, claim: Claim, owner: u64, now: u64) -> Option<Incident> {
         let mut memory = self.memory();
@@ -413,18 +402,6 @@ impl<S: AlertSink> Function<S> {
             .already_sent(part, key)
     }
 
-    /// Takes the message `claim` of `incident`, claimed for the part `report`, into `claims`
-    /// unless it already went out for it; its alert is made only if it may be sent or listed.
-    fn take(&self, claims: &mut Claims, report: &Report, incident: &Incident, claim: Claim) {
-        let brief = Brief::new(incident, claim, self.config.engine.incidents.thresholds);
-        claims.count(&brief);
-        if !self.already_sent(report.fingerprint, &brief.id) {
-            claims.offer(report.fingerprint, brief, || {
-                self.alert(incident, claim, report)
-            });
-        }
-    }
-
     /// Adds the batch to its sources' incidents, and what they claim to `claims`; how many
     /// calls to the state table failed.
     async fn decide(
@@ -434,15 +411,16 @@ impl<S: AlertSink> Function<S> {
         deadline: Instant,
         claims: &mut Claims,
     ) -> u64 {
+        // A claim that already went out for this part (a retry on this instance) stays out.
+        let mut gathering = Gathering {
+            claims,
+            part: report.fingerprint,
+            thresholds: self.config.engine.incidents.thresholds,
+            origin: &report.origin,
+            region: report.region.as_deref().or(self.config.region.as_deref()),
+            goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id),
+        };
         let Some(table) = &self.table else {
-            let mut gathering = Gathering {
-                claims,
-                part: report.fingerprint,
-                thresholds: self.config.engine.incidents.thresholds,
-                origin: &report.origin,
-                region: report.region.as_deref().or(self.config.region.as_deref()),
-                goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id),
-            };
             for_each_claim(
                 &mut self.memory(),
                 report.activities.iter().collect(),
@@ -524,14 +502,14 @@ impl<S: AlertSink> Function<S> {
             let (View::Shared(tracked) | View::Local(tracked)) = view;
             let wanted = tracked.wanted(batch, &policy, now);
             for claim in wanted.resend {
-                self.take(claims, report, &tracked.incident, claim);
+                gathering.gather(&tracked.incident, claim);
             }
             match (view, wanted.due) {
                 (View::Shared(_), Some(claim)) => to_claim.push((&tracked.incident, claim)),
                 (View::Local(_), Some(claim)) => {
                     let i = &tracked.incident;
                     if let Some(claimed) = self.claim_locally(i, claim, owner, now) {
-                        self.take(claims, report, &claimed, claim);
+                        gathering.gather(&claimed, claim);
                     }
                 }
                 (_, None) => {}
@@ -551,7 +529,7 @@ impl<S: AlertSink> Function<S> {
             match result {
                 Ok(Some(claimed)) => {
                     self.memory().replace(claimed.clone(), now);
-                    self.take(claims, report, &claimed, *claim);
+                    gathering.gather(&claimed, *claim);
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -559,7 +537,7 @@ impl<S: AlertSink> Function<S> {
                     tracing::warn!(source = %incident.source(), error = %err, "cannot claim the message in the state table: sending it on this instance's word");
                     state_errors += 1;
                     if let Some(claimed) = self.claim_locally(incident, *claim, owner, now) {
-                        self.take(claims, report, &claimed, *claim);
+                        gathering.gather(&claimed, *claim);
                     }
                 }
             }

@@ -197,6 +197,12 @@ impl Alert {
         }
     }
 
+    /// The alert naming `region` (the flow log's, or the function's).
+    pub fn in_region(mut self, region: Option<&str>) -> Alert {
+        self.region = region.map(str::to_owned);
+        self
+    }
+
     /// The account to name: the only one, or the first of several.
     pub fn account(&self) -> &str {
         self.accounts.first().map_or("-", String::as_str)
@@ -275,9 +281,7 @@ impl<F: FnMut(Alert) -> bool> ClaimSink for Alerts<'_, F> {
     type Made = Alert;
 
     fn make(&mut self, incident: &Incident, claim: Claim) -> Alert {
-        let mut alert = Alert::new(incident, claim, self.thresholds, self.origin);
-        alert.region = self.region.map(str::to_owned);
-        alert
+        Alert::new(incident, claim, self.thresholds, self.origin).in_region(self.region)
     }
 
     fn rank(alert: &Alert) -> Rank {

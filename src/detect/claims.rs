@@ -11,7 +11,7 @@
 //! before it, it never will, because a claim only leaves the invocation for a more severe
 //! claim of its source (see below), which ranks before it too. A claim that ranks after more
 //! than `whole` others when it is made does not even get its alert made ([`Claims::offer`],
-//! [`Gathering`]): an alert takes a dozen or more allocations to make.
+//! [`Gathering`]): an alert is a dozen or so strings and lists to allocate, a brief two.
 //!
 //! When the invocation has several parts (the records of a Kinesis batch, the objects of a
 //! notification), one incident may be claimed by more than one of them (opened by one,
@@ -87,6 +87,15 @@ pub struct Gathering<'a, F> {
     pub goes_out: F,
 }
 
+impl<F: FnMut(&Brief) -> bool> Gathering<'_, F> {
+    /// Gathers a claim made outside [`for_each_claim`](crate::detect::alert::for_each_claim)
+    /// (the function's state-table path), as that would.
+    pub fn gather(&mut self, incident: &Incident, claim: Claim) {
+        let made = self.make(incident, claim);
+        self.take(made);
+    }
+}
+
 impl<F: FnMut(&Brief) -> bool> ClaimSink for Gathering<'_, F> {
     /// Boxed: the claims of the sources a memory already holds are made before any is taken.
     type Made = (Brief, Option<Box<Alert>>);
@@ -94,9 +103,9 @@ impl<F: FnMut(&Brief) -> bool> ClaimSink for Gathering<'_, F> {
     fn make(&mut self, incident: &Incident, claim: Claim) -> Self::Made {
         let brief = Brief::new(incident, claim, self.thresholds);
         let alert = self.claims.wants(&brief).then(|| {
-            let mut alert = Alert::new(incident, claim, self.thresholds, self.origin);
-            alert.region = self.region.map(str::to_owned);
-            Box::new(alert)
+            Box::new(
+                Alert::new(incident, claim, self.thresholds, self.origin).in_region(self.region),
+            )
         });
         (brief, alert)
     }
@@ -203,11 +212,6 @@ impl Claims {
     /// making: false once more than `whole` claims rank before it or with it.
     pub fn wants(&self, claim: &Brief) -> bool {
         self.bar.is_none_or(|bar| claim.rank() <= bar)
-    }
-
-    /// Adds a claim of the part `part` that goes out (already [counted](Claims::count)).
-    pub fn add(&mut self, part: Option<u64>, alert: Alert) {
-        self.add_brief(part, Brief::of(&alert), Some(Box::new(alert)));
     }
 
     /// Adds a claim that goes out by its brief, making its alert only if it is
@@ -357,7 +361,7 @@ mod tests {
             c.count(&Brief::of(a));
             // Both ways in: whole, and by the brief (the alert made only if wanted).
             if i % 2 == 0 {
-                c.add(*part, a.clone());
+                c.add_brief(*part, Brief::of(a), Some(Box::new(a.clone())));
             } else {
                 c.offer(*part, Brief::of(a), || a.clone());
             }
@@ -390,29 +394,45 @@ mod tests {
             .collect()
     }
 
+    type Stream = Vec<(Option<u64>, Alert)>;
+
+    /// Seeded streams of `n` claims, for one part and for several, each with what holding them
+    /// all gives.
+    fn streams(n: usize) -> impl Iterator<Item = (Stream, bool, Vec<String>)> {
+        (1..20).flat_map(move |seed| {
+            [false, true].map(|one_per_source| {
+                let claims = stream(seed, n);
+                let expected = holding_all(&claims, one_per_source);
+                (claims, one_per_source, expected)
+            })
+        })
+    }
+
+    /// `g` gives the claims in `expected`'s order, and the first `whole` of them whole.
+    fn assert_gathered(g: &Gathered, expected: &[String], whole: usize) {
+        let ids: Vec<&str> = g.briefs.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, expected, "whole {whole}");
+        let whole_ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            whole_ids,
+            expected[..whole.min(expected.len())],
+            "whole {whole}"
+        );
+    }
+
     #[test]
     fn the_first_claims_come_out_whole_and_all_in_the_order_of_holding_them_all() {
-        for seed in 1..20 {
-            for one_per_source in [false, true] {
-                let claims = stream(seed, 900);
-                let expected = holding_all(&claims, one_per_source);
-                let part_of: HashMap<&str, Option<u64>> =
-                    claims.iter().map(|(p, a)| (a.id.as_str(), *p)).collect();
-                for whole in [0, 1, 10, 60, 2000] {
-                    let g = gathered(&claims, whole, one_per_source);
-                    let ids: Vec<&str> = g.briefs.iter().map(|b| b.id.as_str()).collect();
-                    assert_eq!(
-                        ids, expected,
-                        "seed {seed}, whole {whole}, {one_per_source}"
-                    );
-                    for (b, part) in g.briefs.iter().zip(&g.parts) {
-                        assert_eq!(*part, part_of[b.id.as_str()]);
-                    }
-                    let whole_ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
-                    assert_eq!(whole_ids, expected[..whole.min(expected.len())]);
-                    assert_eq!(g.claimed, 900);
-                    assert_eq!(g.briefs.len() + g.superseded.len(), 900);
+        for (claims, one_per_source, expected) in streams(900) {
+            let part_of: HashMap<&str, Option<u64>> =
+                claims.iter().map(|(p, a)| (a.id.as_str(), *p)).collect();
+            for whole in [0, 1, 10, 60, 2000] {
+                let g = gathered(&claims, whole, one_per_source);
+                assert_gathered(&g, &expected, whole);
+                for (b, part) in g.briefs.iter().zip(&g.parts) {
+                    assert_eq!(*part, part_of[b.id.as_str()]);
                 }
+                assert_eq!(g.claimed, 900);
+                assert_eq!(g.briefs.len() + g.superseded.len(), 900);
             }
         }
     }
@@ -487,32 +507,24 @@ mod tests {
     fn alerts_decided_before_their_claims_are_added_are_never_missing() {
         // As `Gathering` does for the sources a memory holds: their claims are made (and their
         // alerts made or not) before any of them is added.
-        for seed in 1..20 {
-            for one_per_source in [false, true] {
-                let claims = stream(seed, 600);
-                let expected = holding_all(&claims, one_per_source);
-                for whole in [0, 1, 10, 60] {
-                    let mut c = Claims::new(whole, one_per_source);
-                    for batch in claims.chunks(97) {
-                        let made: Vec<_> = batch
-                            .iter()
-                            .map(|(part, a)| {
-                                let brief = Brief::of(a);
-                                let alert = c.wants(&brief).then(|| Box::new(a.clone()));
-                                (*part, brief, alert)
-                            })
-                            .collect();
-                        for (part, brief, alert) in made {
-                            c.count(&brief);
-                            c.add_brief(part, brief, alert);
-                        }
+        for (claims, one_per_source, expected) in streams(600) {
+            for whole in [0, 1, 10, 60] {
+                let mut c = Claims::new(whole, one_per_source);
+                for batch in claims.chunks(97) {
+                    let made: Vec<_> = batch
+                        .iter()
+                        .map(|(part, a)| {
+                            let brief = Brief::of(a);
+                            let alert = c.wants(&brief).then(|| Box::new(a.clone()));
+                            (*part, brief, alert)
+                        })
+                        .collect();
+                    for (part, brief, alert) in made {
+                        c.count(&brief);
+                        c.add_brief(part, brief, alert);
                     }
-                    let g = c.finish();
-                    let ids: Vec<&str> = g.briefs.iter().map(|b| b.id.as_str()).collect();
-                    assert_eq!(ids, expected, "seed {seed}, whole {whole}");
-                    let whole_ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
-                    assert_eq!(whole_ids, expected[..whole.min(expected.len())]);
                 }
+                assert_gathered(&c.finish(), &expected, whole);
             }
         }
     }
@@ -522,8 +534,9 @@ mod tests {
         let mut c = Claims::new(60, false);
         for i in 0..20_000 {
             let a = alert(i, Severity::Medium, u64::from(i % 97), "m");
-            c.count(&Brief::of(&a));
-            c.add(Some(1), a);
+            let brief = Brief::of(&a);
+            c.count(&brief);
+            c.add_brief(Some(1), brief, Some(Box::new(a)));
             assert!(c.held.len() <= 128, "{} held after {i}", c.held.len());
             if i % 1000 == 0 {
                 let holding = c.entries.iter().filter(|e| e.alert.is_some()).count();

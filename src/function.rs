@@ -25,7 +25,7 @@ use crate::aws::{dynamodb_client, ec2_client, sdk_config};
 use crate::config::{env_setting, parse_count, Config, ConfigError, RawConfig, RawSetting};
 use crate::detect::activity::Activity;
 use crate::detect::alert::for_each_claim;
-use crate::detect::claims::{Brief, Claims, Gathered, Gathering};
+use crate::detect::claims::{distinct, Brief, Claims, Gathered, Gathering};
 use crate::detect::incident::{Claim, Incident, IncidentMemory, Tracked};
 use crate::input::decode::{scan_compressed_document, scan_json, DecodeError};
 use crate::input::events::{recognise, Event, EventError, ObjectRef};
@@ -418,7 +418,7 @@ impl<S: AlertSink> Function<S> {
             thresholds: self.config.engine.incidents.thresholds,
             origin: &report.origin,
             region: report.region.as_deref().or(self.config.region.as_deref()),
-            goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id),
+            goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id()),
         };
         let Some(table) = &self.table else {
             for_each_claim(
@@ -695,7 +695,8 @@ impl<S: AlertSink> Function<S> {
         let mut claims = Claims::new(whole, parts.len() > 1);
         let mut summary = Summary::default();
         let mut counts = Counts::default();
-        let mut sources = std::collections::HashSet::new();
+        let mut sources = Vec::new();
+        let mut one_part_sources = 0;
         let mut fingerprints = Vec::with_capacity(parts.len());
         let n = parts.len();
         for (i, report) in parts.iter_mut().enumerate() {
@@ -706,7 +707,11 @@ impl<S: AlertSink> Function<S> {
             claims.reserve(report.activities.len());
             summary.state_errors += self.decide(report, now, part_deadline, &mut claims).await;
             counts.add(&report.counts);
-            sources.extend(report.activities.iter().map(|a| a.source));
+            // A part's activities are one per source: only several parts need the list.
+            match n {
+                1 => one_part_sources = report.activities.len(),
+                _ => sources.extend(report.activities.iter().map(|a| a.source)),
+            }
             fingerprints.push(report.fingerprint);
             // The part's sources are in their incidents and its claims gathered: an S3 object's
             // tens of thousands of them need not wait for the messages.
@@ -729,9 +734,13 @@ impl<S: AlertSink> Function<S> {
             claimed,
             sources: sources_alerted,
         } = claims.finish();
-        summary.sources = sources.len() as u64;
+        let sources = match n {
+            1 => one_part_sources,
+            _ => distinct(sources),
+        };
+        summary.sources = sources as u64;
         summary.alerts = claimed;
-        summary.suppressed = sources.len().saturating_sub(sources_alerted) as u64;
+        summary.suppressed = sources.saturating_sub(sources_alerted) as u64;
         summary.digested = briefs.len().saturating_sub(self.config.max_alerts) as u64;
         summary.state_calls = self.table.as_ref().map_or(0, StateTable::take_calls);
         if let Some(lookup) = &self.lookup {
@@ -743,11 +752,8 @@ impl<S: AlertSink> Function<S> {
         // One text per invocation: a retry does not page again once the page went out.
         let page = !self.already_sent(fingerprint, "page");
         let messages = messages_of(&alerts, &briefs, self.config.max_alerts, page);
-        let owners: HashMap<&str, Option<u64>> = briefs
-            .iter()
-            .zip(owners)
-            .map(|(b, part)| (b.id.as_str(), part))
-            .collect();
+        let owners: HashMap<String, Option<u64>> =
+            briefs.iter().map(Brief::id).zip(owners).collect();
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::config::IncidentPolicy;
-use crate::detect::activity::{Activity, AtLeast, Capped, ID_CAP, SET_CAP};
+use crate::detect::activity::{Activity, AtLeast, Capped, Responses, ID_CAP, SET_CAP};
 use crate::detect::incident::{Claim, Incident, Severity, Tracked};
 
 /// The table's partition key: the source address in canonical text.
@@ -90,8 +90,8 @@ fn set_values(a: &Activity, name: &str) -> Vec<String> {
     match name {
         "destinations" => a.destinations.iter().map(|v| v.to_string()).collect(),
         "ports" => text(&a.ports),
-        "peers" => a.peers.iter().map(|v| v.to_string()).collect(),
-        "service_ports" => text(&a.service_ports),
+        "peers" => a.responses().peers.iter().map(|v| v.to_string()).collect(),
+        "service_ports" => text(&a.responses().service_ports),
         "protocols" => text(&a.protocols),
         "rejected_at" => text(&a.rejected_at),
         "sender_at" => text(&a.sender_at),
@@ -105,8 +105,8 @@ fn set_len_of(a: &Activity, name: &str) -> usize {
     match name {
         "destinations" => a.destinations.len(),
         "ports" => a.ports.len(),
-        "peers" => a.peers.len(),
-        "service_ports" => a.service_ports.len(),
+        "peers" => a.responses().peers.len(),
+        "service_ports" => a.responses().service_ports.len(),
         "protocols" => a.protocols.len(),
         "rejected_at" => a.rejected_at.len(),
         "sender_at" => a.sender_at.len(),
@@ -122,7 +122,7 @@ fn counter_value(a: &Activity, name: &str) -> u64 {
         "packets" => a.packets,
         "bytes" => a.bytes,
         "probes" => a.probes,
-        "responses" => a.responses,
+        "responses" => a.responses().count,
         _ => 0,
     }
 }
@@ -343,13 +343,13 @@ impl StateTable {
         u.conditions.push(format!(
             "attribute_not_exists({last_at}) OR {last_at} > {cutoff_v}"
         ));
-        if let Some(first) = a.first_seen {
+        if let Some(first) = a.first_seen() {
             let first_seen = u.name("first_seen");
             let v = u.value("first", number(first));
             u.set
                 .push(format!("{first_seen} = if_not_exists({first_seen}, {v})"));
         }
-        if let Some(last) = a.last_seen {
+        if let Some(last) = a.last_seen() {
             let last_seen = u.name("last_seen");
             let v = u.value("last", number(last));
             u.set.push(format!("{last_seen} = {v}"));
@@ -389,7 +389,7 @@ impl StateTable {
         u.conditions.push(format!(
             "attribute_not_exists({last_at}) OR {last_at} <= {cutoff_v}"
         ));
-        for (name, value) in [("first_seen", a.first_seen), ("last_seen", a.last_seen)] {
+        for (name, value) in [("first_seen", a.first_seen()), ("last_seen", a.last_seen())] {
             let n = u.name(name);
             match value {
                 Some(t) => {
@@ -663,18 +663,22 @@ pub fn incident_from_item(source: IpAddr, item: &HashMap<String, AttributeValue>
     seen.packets = n("packets");
     seen.bytes = n("bytes");
     seen.probes = n("probes");
-    seen.responses = n("responses");
     seen.destinations = capped(item, "destinations", SET_CAP);
     seen.ports = capped(item, "ports", SET_CAP);
-    seen.peers = capped(item, "peers", SET_CAP);
-    seen.service_ports = capped(item, "service_ports", SET_CAP);
+    seen.set_responses(Responses {
+        count: n("responses"),
+        peers: capped(item, "peers", SET_CAP),
+        service_ports: capped(item, "service_ports", SET_CAP),
+    });
     seen.protocols = capped(item, "protocols", 256);
     seen.rejected_at = capped(item, "rejected_at", ID_CAP);
     seen.sender_at = capped(item, "sender_at", ID_CAP);
     seen.log_streams = capped(item, "log_streams", ID_CAP);
     seen.accounts = capped(item, "accounts", ID_CAP);
-    seen.first_seen = read_number(item, "first_seen");
-    seen.last_seen = read_number(item, "last_seen");
+    seen.set_seen(
+        read_number(item, "first_seen"),
+        read_number(item, "last_seen"),
+    );
     let mut incident = Incident::open(&seen, n("incident"));
     incident.last_at = n("last_at");
     incident.claimed = read_set(item, "claimed")

@@ -397,16 +397,14 @@ pub struct Activity {
     pub bytes: u64,
     /// Findings that are probes: they count toward the port-scan and host-sweep thresholds.
     pub probes: u64,
-    /// Findings that are replies a network ACL dropped (see [`Finding::is_response`]).
-    pub responses: u64,
+    /// Findings that are replies a network ACL dropped (see [`Finding::is_response`]): where
+    /// they went and came from. `None` while there are none, as for nearly every source: a
+    /// delivery's tens of thousands of sources each keep one word, not three sets' worth.
+    responses: Option<Box<Responses>>,
     /// Destinations of the probes.
     pub destinations: Addrs<SET_CAP>,
     /// Destination ports of the probes.
     pub ports: Capped<u16, SET_CAP>,
-    /// Where the rejected responses were going (the clients).
-    pub peers: Addrs<SET_CAP>,
-    /// The ports the rejected responses came from (the source's services).
-    pub service_ports: Capped<u16, SET_CAP>,
     /// IANA protocol numbers.
     pub protocols: Capped<u8, 256>,
     /// Interface, instance, subnet and VPC ids of the records captured on a receiver's
@@ -419,11 +417,75 @@ pub struct Activity {
     /// Owners of the interfaces where the records were captured.
     pub accounts: Capped<Id, ID_CAP>,
     /// Earliest `start` and latest `end` of the records, in seconds.
-    pub first_seen: Option<u64>,
-    pub last_seen: Option<u64>,
+    first_seen: Time,
+    last_seen: Time,
 }
 
+/// An optional time in one word: the seconds plus one, zero for none (`Option<u64>` takes two
+/// words, and a delivery holds tens of thousands of activities). Exact for every time but
+/// `u64::MAX`, which no record gives: a record's milliseconds are read as seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Time(Option<std::num::NonZeroU64>);
+
+impl Time {
+    fn new(seconds: Option<u64>) -> Time {
+        Time(seconds.and_then(|s| std::num::NonZeroU64::new(s.saturating_add(1))))
+    }
+
+    fn get(self) -> Option<u64> {
+        self.0.map(|t| t.get() - 1)
+    }
+}
+
+/// The rejected replies of a source (see [`Activity::responses`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Responses {
+    /// How many findings.
+    pub count: u64,
+    /// Where the rejected responses were going (the clients).
+    pub peers: Addrs<SET_CAP>,
+    /// The ports the rejected responses came from (the source's services).
+    pub service_ports: Capped<u16, SET_CAP>,
+}
+
+impl Responses {
+    fn is_empty(&self) -> bool {
+        self == &Responses::default()
+    }
+}
+
+/// What an activity without rejected replies shows of them.
+static NO_RESPONSES: std::sync::LazyLock<Responses> = std::sync::LazyLock::new(Responses::default);
+
 impl Activity {
+    /// The rejected replies: none, as for most sources, or how many, to whom and from which
+    /// ports.
+    pub fn responses(&self) -> &Responses {
+        self.responses.as_deref().unwrap_or(&NO_RESPONSES)
+    }
+
+    /// Sets the rejected replies (read back from the shared store). Nothing is kept for none,
+    /// so that equal activities compare equal however they were made.
+    pub fn set_responses(&mut self, responses: Responses) {
+        self.responses = (!responses.is_empty()).then(|| Box::new(responses));
+    }
+
+    /// Earliest `start` of the records, in seconds.
+    pub fn first_seen(&self) -> Option<u64> {
+        self.first_seen.get()
+    }
+
+    /// Latest `end` of the records, in seconds.
+    pub fn last_seen(&self) -> Option<u64> {
+        self.last_seen.get()
+    }
+
+    /// Sets the earliest start and latest end (read back from the shared store).
+    pub fn set_seen(&mut self, first: Option<u64>, last: Option<u64>) {
+        self.first_seen = Time::new(first);
+        self.last_seen = Time::new(last);
+    }
+
     pub fn new(source: IpAddr) -> Activity {
         Activity {
             source,
@@ -431,18 +493,16 @@ impl Activity {
             packets: 0,
             bytes: 0,
             probes: 0,
-            responses: 0,
+            responses: None,
             destinations: Addrs::default(),
             ports: Capped::default(),
-            peers: Addrs::default(),
-            service_ports: Capped::default(),
             protocols: Capped::default(),
             rejected_at: Capped::default(),
             sender_at: Capped::default(),
             log_streams: Capped::default(),
             accounts: Capped::default(),
-            first_seen: None,
-            last_seen: None,
+            first_seen: Time::default(),
+            last_seen: Time::default(),
         }
     }
 
@@ -457,12 +517,13 @@ impl Activity {
         self.packets = self.packets.saturating_add(f.packets);
         self.bytes = self.bytes.saturating_add(f.bytes);
         if f.is_response() {
-            self.responses += 1;
+            let responses = self.responses.get_or_insert_default();
+            responses.count += 1;
             if let Some(d) = f.destination {
-                self.peers.insert(d);
+                responses.peers.insert(d);
             }
             if let Some(p) = f.srcport {
-                self.service_ports.insert(p);
+                responses.service_ports.insert(p);
             }
         } else {
             self.probes += 1;
@@ -490,10 +551,10 @@ impl Activity {
             self.accounts.insert_with(account, || ids.get(account));
         }
         if let Some(start) = f.start.map(seconds) {
-            self.first_seen = Some(self.first_seen.map_or(start, |s| s.min(start)));
+            self.first_seen = Time::new(min_some(self.first_seen(), Some(start)));
         }
         if let Some(end) = f.end.map(seconds) {
-            self.last_seen = Some(self.last_seen.map_or(end, |e| e.max(end)));
+            self.last_seen = Time::new(self.last_seen().max(Some(end)));
         }
     }
 
@@ -503,18 +564,21 @@ impl Activity {
         self.packets = self.packets.saturating_add(other.packets);
         self.bytes = self.bytes.saturating_add(other.bytes);
         self.probes = self.probes.saturating_add(other.probes);
-        self.responses = self.responses.saturating_add(other.responses);
+        if let Some(theirs) = &other.responses {
+            let ours = self.responses.get_or_insert_default();
+            ours.count = ours.count.saturating_add(theirs.count);
+            ours.peers.extend_from(&theirs.peers);
+            ours.service_ports.extend_from(&theirs.service_ports);
+        }
         self.destinations.extend_from(&other.destinations);
         self.ports.extend_from(&other.ports);
-        self.peers.extend_from(&other.peers);
-        self.service_ports.extend_from(&other.service_ports);
         self.protocols.extend_from(&other.protocols);
         self.rejected_at.extend_from(&other.rejected_at);
         self.sender_at.extend_from(&other.sender_at);
         self.log_streams.extend_from(&other.log_streams);
         self.accounts.extend_from(&other.accounts);
-        self.first_seen = min_some(self.first_seen, other.first_seen);
-        self.last_seen = self.last_seen.max(other.last_seen);
+        self.first_seen = Time::new(min_some(self.first_seen(), other.first_seen()));
+        self.last_seen = Time::new(self.last_seen().max(other.last_seen()));
     }
 }
 
@@ -662,7 +726,7 @@ pub(crate) mod tests {
         assert_eq!(a.rejected_at.lowest(5), ["eni-a", "eni-b"]);
         assert_eq!(a.accounts.lowest(5), ["111122223333", "999988887777"]);
         assert_eq!(a.log_streams.lowest(5), ["eni-b-all"]);
-        assert_eq!((a.first_seen, a.last_seen), (Some(90), Some(200)));
+        assert_eq!((a.first_seen(), a.last_seen()), (Some(90), Some(200)));
     }
 
     #[test]
@@ -673,7 +737,7 @@ pub(crate) mod tests {
         f.end = Some(1_418_530_070);
         a.add(&f, None);
         assert_eq!(
-            (a.first_seen, a.last_seen),
+            (a.first_seen(), a.last_seen()),
             (Some(1_418_530_010), Some(1_418_530_070))
         );
     }
@@ -685,10 +749,10 @@ pub(crate) mod tests {
         reply.srcport = Some(443);
         a.add(&reply, None);
         a.add(&finding("10.0.0.1", "10.0.1.1", 22), None);
-        assert_eq!((a.probes, a.responses), (1, 1));
+        assert_eq!((a.probes, a.responses().count), (1, 1));
         assert_eq!(a.ports.lowest(5), [22]);
-        assert_eq!(a.service_ports.lowest(5), [443]);
-        assert_eq!(a.peers.len(), 1);
+        assert_eq!(a.responses().service_ports.lowest(5), [443]);
+        assert_eq!(a.responses().peers.len(), 1);
         assert_eq!(a.destinations.len(), 1);
     }
 
@@ -762,5 +826,16 @@ pub(crate) mod tests {
         assert_eq!(set.lowest(10), [1, 3, 5]);
         set.insert(1);
         assert_eq!(set.len(), 3);
+    }
+}
+#[cfg(test)]
+mod sizes_tmp {
+    #[test]
+    fn sizes_tmp() {
+        use super::*;
+        eprintln!("Activity {} Addrs {} Capped<u16> {} Capped<Id> {} Capped<u8,256> {} IpAddr {} Brief {} Incident {}",
+            std::mem::size_of::<Activity>(), std::mem::size_of::<Addrs<1000>>(), std::mem::size_of::<Capped<u16, 1000>>(),
+            std::mem::size_of::<Capped<Id, 100>>(), std::mem::size_of::<Capped<u8, 256>>(), std::mem::size_of::<IpAddr>(),
+            std::mem::size_of::<crate::detect::claims::Brief>(), std::mem::size_of::<crate::detect::incident::Incident>());
     }
 }

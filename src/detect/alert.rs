@@ -6,6 +6,7 @@
 //! size, so a host sweeping a /16 yields an alert of the same size as one probing a port.
 
 use std::cmp::Reverse;
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -97,6 +98,9 @@ pub struct Alert {
     /// `<incident>/<severity>` for the opening and escalation messages, and
     /// `<incident>/reminder-<n>` for reminders: consumers can deduplicate on it.
     pub id: String,
+    /// The id's last part, which the digest's briefs keep instead of the text.
+    #[serde(skip)]
+    pub label: Label,
     pub reason: Reason,
     pub severity: Severity,
     pub kind: Kind,
@@ -165,6 +169,7 @@ impl Alert {
         Alert {
             incident: incident.id(),
             id: claim_id(incident, claim),
+            label: Label::of(incident, claim),
             reason: incident.reason(claim),
             severity,
             kind,
@@ -177,23 +182,26 @@ impl Alert {
             packets: s.packets,
             bytes: s.bytes,
             probes: s.probes,
-            responses: s.responses,
+            responses: s.responses().count,
             destinations: count(s.destinations.len(), s.destinations.is_exact()),
             ports: count(s.ports.len(), s.ports.is_exact()),
-            peers: count(s.peers.len(), s.peers.is_exact()),
-            service_ports: count(s.service_ports.len(), s.service_ports.is_exact()),
+            peers: count(s.responses().peers.len(), s.responses().peers.is_exact()),
+            service_ports: count(
+                s.responses().service_ports.len(),
+                s.responses().service_ports.is_exact(),
+            ),
             protocols: s.protocols.lowest(256),
             sample_destinations: s.destinations.lowest(SAMPLE_SIZE),
             sample_ports: s.ports.lowest(SAMPLE_SIZE),
-            sample_peers: s.peers.lowest(SAMPLE_SIZE),
-            sample_service_ports: s.service_ports.lowest(SAMPLE_SIZE),
+            sample_peers: s.responses().peers.lowest(SAMPLE_SIZE),
+            sample_service_ports: s.responses().service_ports.lowest(SAMPLE_SIZE),
             rejected_at: places(s.rejected_at.iter()),
             sender: places(s.sender_at.iter()),
             owner: None,
             log_group: origin.log_group.clone(),
             log_streams: texts(s.log_streams.iter().take(ID_LIMIT)),
-            first_seen: s.first_seen,
-            last_seen: s.last_seen,
+            first_seen: s.first_seen(),
+            last_seen: s.last_seen(),
         }
     }
 
@@ -219,10 +227,43 @@ pub fn claim_severity(incident: &Incident, claim: Claim, thresholds: Thresholds)
 
 /// The id of the message `claim` of `incident`: stable for an incident and level.
 pub fn claim_id(incident: &Incident, claim: Claim) -> String {
-    let incident_id = incident.id();
-    match claim {
-        Claim::Level(level) => format!("{incident_id}/{}", level.as_str()),
-        Claim::Reminder => format!("{incident_id}/reminder-{}", incident.reminders),
+    message_id(
+        incident.seen.source,
+        incident.opened_at,
+        Label::of(incident, claim),
+    )
+}
+
+/// `<source>@<opened_at>/<label>`: the id of a message (see [`Alert::id`]).
+pub fn message_id(source: IpAddr, opened_at: u64, label: Label) -> String {
+    format!("{source}@{opened_at}/{label}")
+}
+
+/// Which message of its incident a claim is: the last part of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// The opening or an escalation: `high`, `medium`, `low`.
+    Level(Severity),
+    /// The reminder after the `n`th: `reminder-<n>`.
+    Reminder(u64),
+}
+
+impl Label {
+    /// The label of the message `claim` of `incident`.
+    pub fn of(incident: &Incident, claim: Claim) -> Label {
+        match claim {
+            Claim::Level(level) => Label::Level(level),
+            Claim::Reminder => Label::Reminder(incident.reminders),
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Level(level) => f.write_str(level.as_str()),
+            Label::Reminder(n) => write!(f, "reminder-{n}"),
+        }
     }
 }
 

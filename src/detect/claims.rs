@@ -19,51 +19,64 @@
 //! and the others are *superseded*: they are not sent, and count as sent when it is.
 
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::Thresholds;
-use crate::detect::alert::{claim_id, claim_severity, Alert, ClaimSink, Origin, Rank, Severity};
+use crate::detect::activity::Id;
+use crate::detect::alert::{
+    claim_severity, message_id, Alert, ClaimSink, Label, Origin, Rank, Severity,
+};
 use crate::detect::incident::{Claim, Incident};
 
-/// What the messages need of a claim that is only counted in a digest.
+/// What the messages need of a claim that is only counted in a digest: its id in parts (the
+/// text is made when a message names it) and its account shared with the delivery's, no text
+/// of its own to allocate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Brief {
-    pub id: String,
     pub severity: Severity,
     pub source: IpAddr,
     pub records: u64,
     pub detected_at: u64,
-    pub account: String,
+    pub opened_at: u64,
+    pub label: Label,
+    account: Option<Id>,
 }
 
 impl Brief {
     pub fn of(alert: &Alert) -> Brief {
         Brief {
-            id: alert.id.clone(),
             severity: alert.severity,
             source: alert.source,
             records: alert.records,
             detected_at: alert.detected_at,
-            account: alert.account().to_owned(),
+            opened_at: alert.opened_at,
+            label: alert.label,
+            account: alert.accounts.first().map(|a| Id::from(a.as_str())),
         }
     }
 
     /// What [`Brief::of`] gives for the alert of `claim`, without making the alert.
     pub fn new(incident: &Incident, claim: Claim, thresholds: Thresholds) -> Brief {
         Brief {
-            id: claim_id(incident, claim),
             severity: claim_severity(incident, claim, thresholds),
             source: incident.seen.source,
             records: incident.seen.records,
             detected_at: incident.last_at,
-            account: incident
-                .seen
-                .accounts
-                .iter()
-                .next()
-                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            opened_at: incident.opened_at,
+            label: Label::of(incident, claim),
+            account: incident.seen.accounts.iter().next().cloned(),
         }
+    }
+
+    /// The alert's id ([`Alert::id`]).
+    pub fn id(&self) -> String {
+        message_id(self.source, self.opened_at, self.label)
+    }
+
+    /// The account to name, as [`Alert::account`].
+    pub fn account(&self) -> &str {
+        self.account.as_deref().unwrap_or("-")
     }
 
     /// The alert's [`rank`](crate::detect::alert::rank).
@@ -158,7 +171,9 @@ pub struct Claims {
     bar: Option<Rank>,
     seq: u64,
     claimed: u64,
-    sources: HashSet<IpAddr>,
+    /// The source of every claim made: a list, counted once at the end, takes less than a set
+    /// of the same tens of thousands.
+    sources: Vec<IpAddr>,
 }
 
 /// The claims of an invocation, once all are in.
@@ -192,20 +207,21 @@ impl Claims {
             bar: None,
             seq: 0,
             claimed: 0,
-            sources: HashSet::new(),
+            sources: Vec::new(),
         }
     }
 
     /// Makes room for `n` more claims (a delivery's sources each claim one message, mostly):
     /// tens of thousands of claims would otherwise grow their list to twice what they need.
     pub fn reserve(&mut self, n: usize) {
-        self.entries.reserve(n);
+        self.entries.reserve_exact(n);
+        self.sources.reserve_exact(n);
     }
 
     /// Counts a claim made (for the summary), whether or not it goes out.
     pub fn count(&mut self, claim: &Brief) {
         self.claimed += 1;
-        self.sources.insert(claim.source);
+        self.sources.push(claim.source);
     }
 
     /// Whether a claim could still be among the first `whole`, so that its alert is worth
@@ -297,7 +313,7 @@ impl Claims {
                     alerts.push(*alert);
                 }
                 if !superseded.is_empty() {
-                    speaker.insert(e.brief.source, e.brief.id.clone());
+                    speaker.insert(e.brief.source, e.brief.id());
                 }
                 parts.push(e.part);
                 e.brief
@@ -307,7 +323,7 @@ impl Claims {
             .into_iter()
             .map(|(part, brief)| {
                 let by = speaker[&brief.source].clone();
-                (part, brief.id, by)
+                (part, brief.id(), by)
             })
             .collect();
         Gathered {
@@ -316,9 +332,16 @@ impl Claims {
             parts,
             superseded,
             claimed,
-            sources: sources.len(),
+            sources: distinct(sources),
         }
     }
+}
+
+/// How many distinct addresses `sources` holds.
+pub fn distinct(mut sources: Vec<IpAddr>) -> usize {
+    sources.sort_unstable();
+    sources.dedup();
+    sources.len()
 }
 
 #[cfg(test)]
@@ -327,12 +350,14 @@ mod tests {
     use crate::detect::alert::order;
     use crate::detect::alert::tests::sample;
 
-    fn alert(source: u32, severity: Severity, records: u64, id: &str) -> Alert {
+    fn alert(source: u32, severity: Severity, records: u64, label: Label) -> Alert {
         let mut a = sample();
         a.source = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + source));
         a.severity = severity;
         a.records = records;
-        a.id = format!("{}@1/{id}", a.source);
+        a.opened_at = 1;
+        a.label = label;
+        a.id = message_id(a.source, a.opened_at, label);
         a
     }
 
@@ -387,7 +412,8 @@ mod tests {
                     (r >> 8) as u32 % 300,
                     severity,
                     (r >> 20) % 40,
-                    &format!("{i}"),
+                    // A distinct id for every claim.
+                    Label::Reminder(i as u64),
                 );
                 (Some(r >> 40 & 3), a)
             })
@@ -410,7 +436,7 @@ mod tests {
 
     /// `g` gives the claims in `expected`'s order, and the first `whole` of them whole.
     fn assert_gathered(g: &Gathered, expected: &[String], whole: usize) {
-        let ids: Vec<&str> = g.briefs.iter().map(|b| b.id.as_str()).collect();
+        let ids: Vec<String> = g.briefs.iter().map(Brief::id).collect();
         assert_eq!(ids, expected, "whole {whole}");
         let whole_ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(
@@ -429,7 +455,7 @@ mod tests {
                 let g = gathered(&claims, whole, one_per_source);
                 assert_gathered(&g, &expected, whole);
                 for (b, part) in g.briefs.iter().zip(&g.parts) {
-                    assert_eq!(*part, part_of[b.id.as_str()]);
+                    assert_eq!(*part, part_of[b.id().as_str()]);
                 }
                 assert_eq!(g.claimed, 900);
                 assert_eq!(g.briefs.len() + g.superseded.len(), 900);
@@ -479,10 +505,19 @@ mod tests {
     #[test]
     fn a_superseded_claim_names_the_one_that_speaks_for_its_source() {
         let claims = vec![
-            (Some(1), alert(7, Severity::Medium, 5, "medium")),
-            (Some(2), alert(7, Severity::High, 9, "high")),
-            (Some(3), alert(7, Severity::High, 12, "again")),
-            (Some(3), alert(8, Severity::Low, 1, "low")),
+            (
+                Some(1),
+                alert(7, Severity::Medium, 5, Label::Level(Severity::Medium)),
+            ),
+            (
+                Some(2),
+                alert(7, Severity::High, 9, Label::Level(Severity::High)),
+            ),
+            (Some(3), alert(7, Severity::High, 12, Label::Reminder(1))),
+            (
+                Some(3),
+                alert(8, Severity::Low, 1, Label::Level(Severity::Low)),
+            ),
         ];
         let g = gathered(&claims, 1, true);
         assert_eq!(g.alerts.len(), 1);
@@ -495,7 +530,11 @@ mod tests {
                     "10.0.0.7@1/medium".into(),
                     "10.0.0.7@1/high".into()
                 ),
-                (Some(3), "10.0.0.7@1/again".into(), "10.0.0.7@1/high".into()),
+                (
+                    Some(3),
+                    "10.0.0.7@1/reminder-1".into(),
+                    "10.0.0.7@1/high".into()
+                ),
             ]
         );
         assert_eq!((g.claimed, g.sources), (4, 2));
@@ -533,7 +572,12 @@ mod tests {
     fn tens_of_thousands_of_claims_hold_only_the_first_whole() {
         let mut c = Claims::new(60, false);
         for i in 0..20_000 {
-            let a = alert(i, Severity::Medium, u64::from(i % 97), "m");
+            let a = alert(
+                i,
+                Severity::Medium,
+                u64::from(i % 97),
+                Label::Level(Severity::Medium),
+            );
             let brief = Brief::of(&a);
             c.count(&brief);
             c.add_brief(Some(1), brief, Some(Box::new(a)));
@@ -550,7 +594,7 @@ mod tests {
         let mut c = Claims::new(60, false);
         let mut made = 0;
         for i in 0..20_000 {
-            let a = alert(i, Severity::Medium, 1, "m");
+            let a = alert(i, Severity::Medium, 1, Label::Level(Severity::Medium));
             c.offer(Some(1), Brief::of(&a), || {
                 made += 1;
                 a.clone()

@@ -100,9 +100,31 @@ pub struct Incident {
     pub reminders: u64,
     /// Which batch claimed each message (`Claim::key`), so that a retry of that batch can send
     /// again a message whose publishing failed.
-    pub owners: HashMap<&'static str, u64>,
+    pub owners: Owners,
     /// Fingerprints of recent batches added (memory only; the shared store has its own).
     pub batches: VecDeque<u64>,
+}
+
+/// Which batch claimed each message of an incident: a handful of keys (one per level, and the
+/// reminder), so a list, not a hash table (which would take about a hundred bytes for one key,
+/// in each of thousands of incidents).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners(Vec<(&'static str, u64)>);
+
+impl Owners {
+    pub fn get(&self, key: &str) -> Option<&u64> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, owner)| owner)
+    }
+
+    pub fn insert(&mut self, key: &'static str, owner: u64) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = owner,
+            None => self.0.push((key, owner)),
+        }
+    }
 }
 
 impl Incident {
@@ -114,7 +136,7 @@ impl Incident {
             claimed: BTreeSet::new(),
             last_sent: None,
             reminders: 0,
-            owners: HashMap::new(),
+            owners: Owners::default(),
             batches: VecDeque::new(),
         }
     }
@@ -218,7 +240,8 @@ impl Incident {
     /// How many values its sets hold: the measure of its memory.
     fn weight(&self) -> usize {
         let s = &self.seen;
-        1 + s.destinations.len() + s.ports.len() + s.peers.len() + s.service_ports.len()
+        let r = s.responses();
+        1 + s.destinations.len() + s.ports.len() + r.peers.len() + r.service_ports.len()
     }
 }
 
@@ -593,7 +616,10 @@ mod tests {
         }
         assert_eq!(sent, [(Severity::Low, Reason::Opened)]);
         let i = memory.get(&"10.0.1.5".parse().unwrap()).unwrap();
-        assert_eq!((i.seen.peers.len(), i.seen.destinations.len()), (30, 0));
+        assert_eq!(
+            (i.seen.responses().peers.len(), i.seen.destinations.len()),
+            (30, 0)
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl OutgoingMessage {
     /// `listed` (whole, at most [`DIGEST_LISTED`]), and counts the others.
     pub fn digest(listed: &[Alert], rest: &[Brief]) -> OutgoingMessage {
         let severity = most_severe(rest);
-        let account = single(rest.iter().map(|b| b.account.as_str())).unwrap_or("several accounts");
+        let account = single(rest.iter().map(Brief::account)).unwrap_or("several accounts");
         let n = rest.len();
         let subject = format!(
             "[{}] {n} more source{} sent rejected traffic (digest, {account})",
@@ -111,7 +111,7 @@ impl OutgoingMessage {
         email.push_str("\nRun `vpc-flow-alert check` on the batch, or read the log group, for the details of each.\n");
         OutgoingMessage {
             key: "digest".into(),
-            covers: rest.iter().map(|b| b.id.clone()).collect(),
+            covers: rest.iter().map(Brief::id).collect(),
             body: structured(
                 &default,
                 &email,
@@ -145,10 +145,7 @@ impl OutgoingMessage {
                 ("alert_count", all.len().into()),
                 (
                     "alerts",
-                    all.iter()
-                        .take(PAGE_LISTED)
-                        .map(|b| b.id.as_str())
-                        .collect(),
+                    all.iter().take(PAGE_LISTED).map(Brief::id).collect(),
                 ),
             ],
         );
@@ -276,7 +273,7 @@ fn detected_at(alerts: &[Brief]) -> Option<String> {
 fn fingerprint(alerts: &[Brief]) -> String {
     let mut hasher = DefaultHasher::new();
     for a in alerts {
-        a.id.hash(&mut hasher);
+        a.id().hash(&mut hasher);
     }
     format!("{:016x}", hasher.finish())
 }
@@ -303,12 +300,15 @@ fn single<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::detect::alert::tests::sample;
+    use crate::detect::alert::{message_id, Label};
 
     fn alert(source: &str, severity: Severity) -> Alert {
         let mut a = sample();
         a.source = source.parse().unwrap();
         a.severity = severity;
-        a.id = format!("{source}@1/{}", severity.as_str());
+        a.opened_at = 1;
+        a.label = Label::Level(severity);
+        a.id = message_id(a.source, a.opened_at, a.label);
         a
     }
 

@@ -757,6 +757,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn replies_and_times_read_back_equal_what_was_added() {
+        // As the shared store gives them back: set, not added. Equal activities compare equal
+        // however their parts were made, with replies or without.
+        let mut probed = Activity::new("10.0.0.1".parse().unwrap());
+        probed.add(&finding("10.0.0.1", "10.0.1.1", 22), None);
+        let mut back = probed.clone();
+        back.set_responses(Responses::default());
+        assert_eq!(back, probed);
+        let mut replied = probed.clone();
+        let mut reply = finding("10.0.0.1", "10.0.1.9", 51000);
+        reply.srcport = Some(443);
+        replied.add(&reply, None);
+        back.set_responses(replied.responses().clone());
+        assert_eq!(back.responses(), replied.responses());
+        assert_ne!(back, probed);
+        // Merged into one without replies, the replies arrive whole.
+        let mut merged = probed.clone();
+        merged.merge(&replied);
+        assert_eq!(merged.responses(), replied.responses());
+        // Times at both ends of the range are kept as they are, none stays none.
+        for (first, last) in [
+            (Some(0), Some(0)),
+            (None, Some(u64::MAX - 1)),
+            (Some(7), None),
+        ] {
+            back.set_seen(first, last);
+            assert_eq!((back.first_seen(), back.last_seen()), (first, last));
+        }
+    }
+
+    #[test]
     fn egress_records_name_the_senders_own_interface() {
         let mut a = Activity::new("10.0.0.1".parse().unwrap());
         let mut out = finding("10.0.0.1", "10.0.1.1", 22);

@@ -141,14 +141,16 @@ impl<F: FnMut(&Brief) -> bool> ClaimSink for Gathering<'_, F> {
 #[derive(Debug)]
 struct Entry {
     /// Arrival: the order of claims that rank the same (two claims of one source in one part).
-    seq: u64,
-    part: Option<u64>,
+    seq: u32,
+    /// Where its part's fingerprint is in [`Claims::parts`]: a delivery has a few parts and
+    /// may have tens of thousands of claims.
+    part: u32,
     brief: Brief,
     alert: Option<Box<Alert>>,
 }
 
 /// Where a claim goes in the order: its rank, then its arrival.
-type Key = (Rank, u64);
+type Key = (Rank, u32);
 
 impl Entry {
     fn key(&self) -> Key {
@@ -169,7 +171,9 @@ pub struct Claims {
     held: Vec<usize>,
     /// A claim that ranks after this one is never among the first `whole`.
     bar: Option<Rank>,
-    seq: u64,
+    seq: u32,
+    /// The fingerprints of the parts the claims came from, in the order they came.
+    parts: Vec<Option<u64>>,
     claimed: u64,
     /// The source of every claim made: a list, counted once at the end, takes less than a set
     /// of the same tens of thousands.
@@ -206,6 +210,7 @@ impl Claims {
             held: Vec::new(),
             bar: None,
             seq: 0,
+            parts: Vec::new(),
             claimed: 0,
             sources: Vec::new(),
         }
@@ -239,18 +244,22 @@ impl Claims {
 
     /// Adds a claim; `alert` is its alert, if it was made.
     pub fn add_brief(&mut self, part: Option<u64>, brief: Brief, alert: Option<Box<Alert>>) {
+        if self.parts.last() != Some(&part) {
+            self.parts.push(part);
+        }
         let entry = Entry {
             seq: self.seq,
-            part,
+            part: (self.parts.len() - 1) as u32,
             brief,
             alert,
         };
-        self.seq += 1;
+        // An invocation's claims are counted in thousands, not billions.
+        self.seq = self.seq.saturating_add(1);
         if self.one_per_source {
             if let Some(&at) = self.speaker.get(&entry.brief.source) {
                 let speaking = &mut self.entries[at];
                 if speaking.brief.severity.rank() >= entry.brief.severity.rank() {
-                    self.superseded.push((entry.part, entry.brief));
+                    self.superseded.push((part, entry.brief));
                     return;
                 }
                 match (speaking.alert.is_some(), entry.alert.is_some()) {
@@ -259,7 +268,8 @@ impl Claims {
                     _ => {}
                 }
                 let old = std::mem::replace(speaking, entry);
-                self.superseded.push((old.part, old.brief));
+                self.superseded
+                    .push((self.parts[old.part as usize], old.brief));
                 self.let_go();
                 return;
             }
@@ -294,6 +304,7 @@ impl Claims {
             whole,
             mut entries,
             superseded,
+            parts: part_of,
             claimed,
             sources,
             ..
@@ -315,7 +326,7 @@ impl Claims {
                 if !superseded.is_empty() {
                     speaker.insert(e.brief.source, e.brief.id());
                 }
-                parts.push(e.part);
+                parts.push(part_of[e.part as usize]);
                 e.brief
             })
             .collect();

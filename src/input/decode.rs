@@ -920,46 +920,102 @@ fn scan_lines_with(
 ) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
+    let cut = |scanner: Scanner, e: io::Error| DecodeError::Cut {
+        read: Box::new(scanner.finish(Origin::default())),
+        cause: Box::new(io_error(e)),
+    };
     loop {
+        // The whole lines the buffer holds are read where they are: one UTF-8 check for all of
+        // them and no copy (a file's millions of lines would each be copied and checked alone).
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) => return Err(cut(scanner, e)),
+        };
+        if let Some(last) = memchr::memrchr(b'\n', buf) {
+            scan_block(&mut scanner, &buf[..=last], owner)?;
+            reader.consume(last + 1);
+            continue;
+        }
+        // A line the buffer does not hold whole: gathered across reads, up to its cap.
         line.clear();
         let (read, complete) = match read_line_capped(&mut reader, &mut line) {
             Ok(read) => read,
-            Err(DecodeError::Io(e)) => {
-                return Err(DecodeError::Cut {
-                    read: Box::new(scanner.finish(Origin::default())),
-                    cause: Box::new(io_error(e)),
-                })
-            }
+            Err(DecodeError::Io(e)) => return Err(cut(scanner, e)),
             Err(other) => return Err(other),
         };
         if read == 0 {
             break;
         }
-        if !complete {
+        if complete {
+            scan_line(&mut scanner, &line, owner)?;
+        } else {
             scanner.unreadable_record();
-            continue;
         }
-        let Ok(text) = std::str::from_utf8(&line) else {
-            scanner.unreadable_record();
-            continue;
-        };
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        // Every header line names the format of the lines after it: files written by two flow
-        // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts
-        // with a field name; a record of the usual formats starts with a digit or a dash.
-        let header = text.trim_ascii_start();
-        if header
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_lowercase)
-            && FlowFormat::looks_like_header(header)
-        {
-            scanner.use_format(FlowFormat::parse(header).map_err(DecodeError::Header)?);
-            continue;
-        }
-        scanner.record(text, owner);
     }
     Ok(scanner.finish(Origin::default()))
+}
+
+/// Scans whole lines, each ending with its line break.
+fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) -> Result<(), DecodeError> {
+    let mut start = 0;
+    match std::str::from_utf8(block) {
+        Ok(text) => {
+            for end in memchr::memchr_iter(b'\n', block) {
+                // A line break is a character of its own: the cut falls between characters.
+                let line = &text[start..=end];
+                if line.len() > MAX_LINE_BYTES + 1 {
+                    scanner.unreadable_record();
+                } else {
+                    scan_text(scanner, line, owner)?;
+                }
+                start = end + 1;
+            }
+        }
+        // Some line is not text: each is checked alone, to count just those.
+        Err(_) => {
+            for end in memchr::memchr_iter(b'\n', block) {
+                let line = &block[start..=end];
+                if line.len() > MAX_LINE_BYTES + 1 {
+                    scanner.unreadable_record();
+                } else {
+                    scan_line(scanner, line, owner)?;
+                }
+                start = end + 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scans one line that was read whole.
+fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) -> Result<(), DecodeError> {
+    match std::str::from_utf8(line) {
+        Ok(text) => scan_text(scanner, text, owner),
+        Err(_) => {
+            scanner.unreadable_record();
+            Ok(())
+        }
+    }
+}
+
+/// Scans one line of text: a record, or a header that names the format of the lines after it.
+fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) -> Result<(), DecodeError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Every header line names the format of the lines after it: files written by two flow
+    // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts with a
+    // field name; a record of the usual formats starts with a digit or a dash.
+    let header = text.trim_ascii_start();
+    if header
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_lowercase)
+        && FlowFormat::looks_like_header(header)
+    {
+        scanner.use_format(FlowFormat::parse(header).map_err(DecodeError::Header)?);
+        return Ok(());
+    }
+    scanner.record(text, owner);
+    Ok(())
 }
 
 /// Reads one line into `line` unless it is longer than [`MAX_LINE_BYTES`], in which case the
@@ -1030,6 +1086,55 @@ mod tests {
     fn event(document: &str) -> String {
         let data = base64::engine::general_purpose::STANDARD.encode(gzip(document.as_bytes()));
         serde_json::json!({"awslogs": {"data": data}}).to_string()
+    }
+
+    #[test]
+    fn lines_read_in_place_give_what_reading_each_alone_gives() {
+        // Records from inside and outside, a header that changes the format midway, a byte
+        // order mark, CRLF, bytes that are not UTF-8, lines over the cap, blank lines, and a
+        // last line without its break.
+        let mut text = Vec::new();
+        for i in 0..3000u32 {
+            let line = match i % 97 {
+                13 => b"2 1 eni-1 172.31.1.5 172.31.2.9 1 22 6 1 40 \xff\xfe 9 REJECT OK".to_vec(),
+                29 => vec![b'7'; MAX_LINE_BYTES + 3],
+                41 => b"".to_vec(),
+                50 => b"action srcaddr dstaddr dstport version".to_vec(),
+                51 => "\u{feff}REJECT 172.31.9.9 172.31.9.10 445 2".into(),
+                60 => b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status".to_vec(),
+                _ => format!(
+                    "2 123456789010 eni-{} 172.31.{}.{} 172.31.9.12 49761 {} 6 20 4249 1418530010 1418530070 {} OK",
+                    i % 5,
+                    i % 3,
+                    i % 200,
+                    i % 1000,
+                    if i % 4 == 0 { "ACCEPT" } else { "REJECT" }
+                )
+                .into_bytes(),
+            };
+            text.extend_from_slice(&line);
+            text.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+        }
+        text.extend_from_slice(REJECT.as_bytes());
+        // Each line alone, as lines were read before.
+        let config = config();
+        let mut scanner = Scanner::new(&config);
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            if line.len() > MAX_LINE_BYTES + 1 {
+                scanner.unreadable_record();
+            } else {
+                scan_line(&mut scanner, line, None).unwrap();
+            }
+        }
+        let alone = scanner.finish(Origin::default());
+        assert!(alone.counts.malformed > 60 && alone.counts.findings > 1000);
+        // Buffers that cut lines anywhere, or hold many whole.
+        for capacity in [7, 100, 4096, 64 * 1024, 1 << 20] {
+            let report =
+                scan_lines(io::BufReader::with_capacity(capacity, &text[..]), &config).unwrap();
+            assert_eq!(report.counts, alone.counts, "buffer {capacity}");
+            assert_eq!(report.activities, alone.activities, "buffer {capacity}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ CARGO ?= cargo
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit e2e template events bench measure soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit arm64 e2e template events bench measure soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -68,14 +68,31 @@ demo:
 ## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
 ## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy
 ## check (checkov) and the dependency check (cargo deny).
-test: lint unit e2e template policy deny
+test: lint unit arm64 e2e template policy deny
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test
+	$(CARGO) test --workspace
+
+## arm64: the byte classes' NEON code (what the function runs on Graviton) tested on aarch64,
+## under qemu: qemu-user and the arm64 C library from Debian's packages, zig from the SAM venv
+## (cargo-lambda's) as the linker. Only that small crate is built for aarch64.
+QEMU := /usr/bin/qemu-aarch64-static
+ARM64_LIBC := /usr/aarch64-linux-gnu
+ARM64_PACKAGES := qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
+$(QEMU):
+	apt-get install -y -q $(ARM64_PACKAGES) || (apt-get update -q && apt-get install -y -q $(ARM64_PACKAGES))
+
+arm64: $(DEPLOY_VENV)/.installed $(QEMU)
+	rustup target add aarch64-unknown-linux-gnu
+	$(CARGO) clippy -p byteclass --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
+	PATH="$(DEPLOY_VENV)/bin:$$PATH" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(ROOT)tests/arm64/zig-cc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=$(QEMU) QEMU_LD_PREFIX=$(ARM64_LIBC) \
+	  $(CARGO) test -p byteclass --target aarch64-unknown-linux-gnu
 
 ## e2e runs the binary `cargo test` builds (with the dev-dependencies' features): `cargo build`
 ## would resolve features apart and compile the SDK crates a second time.

@@ -2,4 +2,3 @@
 
 pub mod format;
 pub mod record;
-pub mod swar;

@@ -4,7 +4,6 @@
 //! nothing; the fields stay `&str` slices of the line they came from.
 
 use crate::flow::format::FlowFormat;
-use crate::flow::swar::{below, byte_bits, equal};
 
 /// Splits lines into fields, reusing one buffer of field edges for every line.
 #[derive(Debug, Default)]
@@ -52,7 +51,7 @@ impl RecordSplitter {
     }
 }
 
-/// The fast path for records separated by spaces, sixteen bytes at a time (SWAR): finds where
+/// The fast path for records separated by spaces, sixteen bytes at a time ([`byteclass`]): finds where
 /// fields start and end from bit masks instead of looking at every byte, and records every edge
 /// without asking which kind it is (they alternate). Returns how many edges it wrote, or `None`
 /// when the line holds another whitespace or control character, for [`split_whitespace`].
@@ -63,8 +62,8 @@ fn split_spaces(out: &mut [u32], bytes: &[u8], want: usize) -> Option<usize> {
     let mut blocks = bytes.chunks_exact(16);
     let mut base = 0;
     for block in blocks.by_ref() {
-        let block = u128::from_le_bytes(block.try_into().expect("blocks of sixteen"));
-        block_edges(out, &mut count, block, base, &mut prev_space)?;
+        let spaces = byteclass::spaces(block.try_into().expect("blocks of sixteen"))?;
+        block_edges(out, &mut count, spaces, base, &mut prev_space);
         if count > 2 * want {
             return Some(count); // too many fields: no need to read the rest
         }
@@ -72,20 +71,19 @@ fn split_spaces(out: &mut [u32], bytes: &[u8], want: usize) -> Option<usize> {
     }
     let rest = blocks.remainder();
     if !rest.is_empty() {
-        // The short last block, padded with spaces: read as the line's last sixteen bytes,
-        // shifted down past the ones already read (copying it into a padded buffer would make
-        // the processor wait for the copy before it can read the words back).
-        const SPACES: u128 = u128::from_le_bytes([b' '; 16]);
-        let fill = SPACES << (8 * rest.len());
-        let block = match bytes.last_chunk::<16>() {
-            Some(last) => u128::from_le_bytes(*last) >> (8 * (16 - rest.len())) | fill,
+        // The short last block, as if padded with spaces: the line's last sixteen bytes are
+        // read, and their mask shifted down past the bytes already read (copying them into a
+        // padded buffer would make the processor wait for the copy before it can load it).
+        let padding = 0xffff << rest.len();
+        let spaces = match bytes.last_chunk::<16>() {
+            Some(last) => byteclass::spaces(last)? >> (16 - rest.len()) | padding,
             None => {
                 let mut tail = [b' '; 16];
                 tail[..rest.len()].copy_from_slice(rest);
-                u128::from_le_bytes(tail)
+                byteclass::spaces(&tail)?
             }
         };
-        block_edges(out, &mut count, block, base, &mut prev_space)?;
+        block_edges(out, &mut count, spaces, base, &mut prev_space);
     }
     if prev_space == 0 && count <= 2 * want {
         out[count] = bytes.len() as u32;
@@ -94,23 +92,11 @@ fn split_spaces(out: &mut [u32], bytes: &[u8], want: usize) -> Option<usize> {
     Some(count)
 }
 
-/// Writes the edges of one sixteen-byte block (byte k at bits 8k..8k + 8) that starts at
-/// `base`; `prev_space` carries whether the byte before it was a space. `None` when the block
-/// holds whitespace other than spaces, or a control character.
+/// Writes the edges of one sixteen-byte block that starts at `base`, from its `spaces` (bit k
+/// for byte k); `prev_space` carries whether the byte before it was a space.
 #[inline(always)]
-fn block_edges(
-    out: &mut [u32],
-    count: &mut usize,
-    block: u128,
-    base: u32,
-    prev_space: &mut u32,
-) -> Option<()> {
-    let (lo, hi) = (block as u64, (block >> 64) as u64);
-    let (low_lo, low_hi) = (below(lo, 0x21), below(hi, 0x21));
-    if low_lo != equal(lo, b' ') || low_hi != equal(hi, b' ') {
-        return None;
-    }
-    let spaces = byte_bits(low_lo) | byte_bits(low_hi) << 8;
+fn block_edges(out: &mut [u32], count: &mut usize, spaces: u16, base: u32, prev_space: &mut u32) {
+    let spaces = u32::from(spaces);
     // A bit where a byte differs from the one before it: a field starts or ends there.
     let mut edges = (spaces ^ ((spaces << 1) | *prev_space)) & 0xffff;
     *prev_space = spaces >> 15;
@@ -119,7 +105,6 @@ fn block_edges(
         *count += 1;
         edges &= edges - 1;
     }
-    Some(())
 }
 
 /// The general path: any ASCII whitespace separates fields, one byte at a time.

@@ -23,9 +23,10 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
-use crate::flow::swar::{string_stop, word};
 use crate::input::events::{recognise, Event};
 use crate::input::scan::{Report, Scanner};
+use byteclass::string_stop;
+use byteclass::swar::word;
 
 /// The longest raw record read as a record; longer lines are counted malformed and skipped.
 /// Real records are a few hundred bytes even with every field of every version.

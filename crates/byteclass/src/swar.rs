@@ -1,5 +1,5 @@
-//! Byte searches eight bytes at a time in a `u64` (SWAR): the splitter's spaces and the JSON
-//! reader's string ends. Portable, so the arm64 function and an x86 laptop run the same code.
+//! Byte classes eight bytes at a time in a `u64` (SWAR), on any processor: the masks of the
+//! crate for architectures without SSE2 or NEON, and the tail of a string shorter than a block.
 //!
 //! A mask has the high bit of each matching byte set and every other bit clear. Each test is
 //! exact: it looks at the low seven bits without letting a carry cross into the next byte,
@@ -37,12 +37,29 @@ pub fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
-/// Where the JSON string whose text starts at `from` stops: the index of the first `"`, `\` or
-/// control character at or after `from`, or `None` when there is none. A string without
-/// escapes ends there exactly when that byte is a quote.
+/// [`crate::spaces`], two words at a time.
+pub fn spaces(block: &[u8; 16]) -> Option<u16> {
+    let [lo, hi] = halves(block);
+    let (low_lo, low_hi) = (below(lo, 0x21), below(hi, 0x21));
+    if low_lo != equal(lo, b' ') || low_hi != equal(hi, b' ') {
+        return None;
+    }
+    Some((byte_bits(low_lo) | byte_bits(low_hi) << 8) as u16)
+}
+
+/// [`crate::string_stops`], two words at a time.
+pub fn string_stops(block: &[u8; 16]) -> u16 {
+    let [lo, hi] = halves(block).map(|x| equal(x, b'"') | equal(x, b'\\') | below(x, 0x20));
+    (byte_bits(lo) | byte_bits(hi) << 8) as u16
+}
+
+fn halves(block: &[u8; 16]) -> [u64; 2] {
+    let (lo, hi) = block.split_at(8);
+    [lo, hi].map(|half| word(half.try_into().expect("eight bytes")))
+}
+
+/// [`crate::string_stop`], a word at a time.
 pub fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
-    // Strings in CloudWatch's documents are mostly shorter than a word: a plain loop, no
-    // iterator to set up per string.
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let x = word(chunk.try_into().expect("eight bytes"));
@@ -84,20 +101,5 @@ mod tests {
             assert_eq!(bytes_of(below(x, 0x20)), expect(&|v| v < 0x20), "{b}");
             assert_eq!(bytes_of(below(x, 0x21)), expect(&|v| v < 0x21), "{b}");
         }
-    }
-
-    #[test]
-    fn a_string_stops_at_its_first_quote_backslash_or_control_character() {
-        let text = br#"{"srcaddr":"10.0.1.5","k":"a\"b","tab":"x	y","eni":"eni-0123456789abcdef0123456789abcdef"}"#;
-        let naive = |from: usize| {
-            text[from..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .map(|at| from + at)
-        };
-        for from in 0..=text.len() {
-            assert_eq!(string_stop(text, from), naive(from), "{from}");
-        }
-        assert_eq!(string_stop(text, text.len() + 1), None);
     }
 }

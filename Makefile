@@ -83,10 +83,13 @@ unit:
 QEMU := /usr/bin/qemu-aarch64-static
 ARM64_LIBC := /usr/aarch64-linux-gnu
 ARM64_PACKAGES := qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
-$(QEMU):
-	apt-get install -y -q $(ARM64_PACKAGES) || (apt-get update -q && apt-get install -y -q $(ARM64_PACKAGES))
+# Debian's packages need root: sudo asks for it when make runs as another user.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1:
+	$(SUDO) apt-get install -y -q $(ARM64_PACKAGES) || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(ARM64_PACKAGES))
 
-arm64: $(DEPLOY_VENV)/.installed $(QEMU)
+arm64: $(DEPLOY_VENV)/.installed $(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1
 	rustup target add aarch64-unknown-linux-gnu
 	$(CARGO) clippy -p byteclass --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
 	PATH="$(DEPLOY_VENV)/bin:$$PATH" \

@@ -411,14 +411,20 @@ impl<S: AlertSink> Function<S> {
         deadline: Instant,
         claims: &mut Claims,
     ) -> u64 {
-        // A claim that already went out for this part (a retry on this instance) stays out.
+        // A claim that already went out for this part (a retry on this instance) stays out; on
+        // a first try no claim's id need be made to ask.
+        let retry = self
+            .delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .knows(report.fingerprint);
         let mut gathering = Gathering {
             claims,
             part: report.fingerprint,
             thresholds: self.config.engine.incidents.thresholds,
             origin: &report.origin,
             region: report.region.as_deref().or(self.config.region.as_deref()),
-            goes_out: |claim: &Brief| !self.already_sent(report.fingerprint, &claim.id()),
+            goes_out: |claim: &Brief| !retry || !self.already_sent(report.fingerprint, &claim.id()),
         };
         let Some(table) = &self.table else {
             for_each_claim(
@@ -752,8 +758,10 @@ impl<S: AlertSink> Function<S> {
         // One text per invocation: a retry does not page again once the page went out.
         let page = !self.already_sent(fingerprint, "page");
         let messages = messages_of(&alerts, &briefs, self.config.max_alerts, page);
-        let owners: HashMap<String, Option<u64>> =
-            briefs.iter().map(Brief::id).zip(owners).collect();
+        // Which part claimed each message, for a retry of that part: with one part, the
+        // invocation's own fingerprint is that part's, and the map is not needed.
+        let owners: Option<HashMap<String, Option<u64>>> =
+            (n > 1).then(|| briefs.iter().map(Brief::id).zip(owners).collect());
         let Some(sink) = &self.sink else {
             for m in &messages {
                 tracing::info!(subject = %m.subject, "dry run: not publishing");
@@ -766,7 +774,12 @@ impl<S: AlertSink> Function<S> {
         {
             let now = Instant::now();
             let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
-            let owner = |key: &str| owners.get(key).copied().unwrap_or(fingerprint);
+            let owner = |key: &str| {
+                owners
+                    .as_ref()
+                    .and_then(|owners| owners.get(key).copied())
+                    .unwrap_or(fingerprint)
+            };
             for &i in &outcome.published {
                 let m: &OutgoingMessage = &messages[i];
                 delivered.sent(owner(&m.key), &m.key, now);
@@ -1096,6 +1109,11 @@ mod tests {
         );
         assert_eq!(outcome.summary.failed_items, 1);
         assert_eq!(outcome.summary.findings, 3);
+        // 10.0.0.1 is in both parts: two sources, both alerting.
+        assert_eq!(
+            (outcome.summary.sources, outcome.summary.suppressed),
+            (2, 0)
+        );
         // Both sources alert once, from one delivery: one page for the batch.
         assert_eq!(subjects(&f).len(), 2, "{:?}", subjects(&f));
         let pages = f.sink.as_ref().unwrap().calls.lock().unwrap().concat();

@@ -29,6 +29,11 @@ struct BatchEntry {
 
 impl DeliveredMessages {
     /// Whether the message `key` was already published for the batch `fingerprint`.
+    /// Whether anything went out for the batch `fingerprint` (it is a retry on this instance).
+    pub fn knows(&self, fingerprint: Option<u64>) -> bool {
+        fingerprint.is_some_and(|f| self.batches.contains_key(&f))
+    }
+
     pub fn already_sent(&self, fingerprint: Option<u64>, key: &str) -> bool {
         fingerprint
             .and_then(|f| self.batches.get(&f))

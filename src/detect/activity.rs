@@ -859,14 +859,3 @@ pub(crate) mod tests {
         assert_eq!(set.len(), 3);
     }
 }
-#[cfg(test)]
-mod sizes_tmp {
-    #[test]
-    fn sizes_tmp() {
-        use super::*;
-        eprintln!("Activity {} Addrs {} Capped<u16> {} Capped<Id> {} Capped<u8,256> {} IpAddr {} Brief {} Incident {}",
-            std::mem::size_of::<Activity>(), std::mem::size_of::<Addrs<1000>>(), std::mem::size_of::<Capped<u16, 1000>>(),
-            std::mem::size_of::<Capped<Id, 100>>(), std::mem::size_of::<Capped<u8, 256>>(), std::mem::size_of::<IpAddr>(),
-            std::mem::size_of::<crate::detect::claims::Brief>(), std::mem::size_of::<crate::detect::incident::Incident>());
-    }
-}

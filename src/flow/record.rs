@@ -221,6 +221,41 @@ mod tests {
                 }
             }
         }
+        // Every length across two blocks, fields ending at each block's edges, and a tab in
+        // the first block, in a short last block and in a line's last sixteen bytes.
+        for len in 1..=40 {
+            for (step, tab) in [
+                (3, None),
+                (5, None),
+                (16, None),
+                (4, Some(2)),
+                (5, Some(len - 1)),
+            ] {
+                let mut line: Vec<u8> = (0..len)
+                    .map(|p| if p % step == step - 1 { b' ' } else { b'x' })
+                    .collect();
+                if let Some(at) = tab {
+                    line[at.min(len - 1)] = b'\t';
+                }
+                for want in [1, 3, 14] {
+                    let f = split_spaces(&mut fast, &line, want);
+                    let g = split_whitespace(&mut general, &line, want);
+                    let shown = String::from_utf8_lossy(&line);
+                    match f {
+                        Some(f) => {
+                            // A tab is seen unless the fields ran over before it.
+                            assert!(tab.is_none() || f > 2 * want, "{shown:?} {want}");
+                            let fields = |n: usize| n.min(2 * want + 1);
+                            assert_eq!(fields(f), fields(g), "{shown:?} {want}");
+                            if f <= 2 * want {
+                                assert_eq!(fast[..f], general[..g], "{shown:?} {want}");
+                            }
+                        }
+                        None => assert!(tab.is_some(), "{shown:?}"),
+                    }
+                }
+            }
+        }
         let mut fast = RecordSplitter::default();
         assert!(fast.split("a\tb c", &format).is_none());
     }

@@ -1139,6 +1139,22 @@ mod tests {
     }
 
     #[test]
+    fn a_line_at_the_cap_is_read_and_one_byte_longer_is_not() {
+        // A record padded with spaces (which a record may end with) to the cap, then past it.
+        let padded = |len: usize| format!("{REJECT}{}\n", " ".repeat(len - REJECT.len()));
+        let text = padded(MAX_LINE_BYTES) + &padded(MAX_LINE_BYTES + 1) + REJECT;
+        for capacity in [100, 64 * 1024, 1 << 20] {
+            let buffered = io::BufReader::with_capacity(capacity, text.as_bytes());
+            let c = scan_lines(buffered, &config()).unwrap().counts;
+            assert_eq!(
+                (c.records, c.findings, c.malformed),
+                (3, 2, 1),
+                "buffer {capacity}"
+            );
+        }
+    }
+
+    #[test]
     fn a_subscription_event_and_its_document_give_the_same_report() {
         let doc = document(&[REJECT]);
         let from_event = scan_reader(event(&doc).as_bytes(), &config()).unwrap();

@@ -214,7 +214,15 @@ mod tests {
 
     #[test]
     fn a_string_stops_at_its_first_quote_backslash_or_control_character() {
-        let text = br#"{"srcaddr":"10.0.1.5","k":"a\"b","tab":"x	y","eni":"eni-0123456789abcdef0123456789abcdef","long":"a string longer than two blocks of sixteen bytes","e":"\u00e9t\u00e9 \xc3\xa9"}"#;
+        let text = [
+            &br#"{"srcaddr":"10.0.1.5","k":"a\"b","tab":"x"#[..],
+            b"\ty\",\"eni\":\"eni-0123456789abcdef0123456789abcdef\",",
+            br#""long":"a string longer than two blocks of sixteen bytes","#,
+            // Multi-byte characters and bytes that are not UTF-8: never a stop.
+            b"\"utf8\":\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80 \x80\xff\"}",
+        ]
+        .concat();
+        let text = &text[..];
         let naive = |from: usize| {
             text[from..]
                 .iter()

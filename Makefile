@@ -85,9 +85,11 @@ ARM64_LIBC := /usr/aarch64-linux-gnu
 ARM64_PACKAGES := qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
 # Debian's packages need root: sudo asks for it when make runs as another user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Waits for a package manager already running (a machine's first minutes) instead of failing.
+APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
 $(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1:
-	$(SUDO) apt-get install -y -q $(ARM64_PACKAGES) || \
-	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(ARM64_PACKAGES))
+	$(APT_GET) install -y -q $(ARM64_PACKAGES) || \
+	  ($(APT_GET) update -q && $(APT_GET) install -y -q $(ARM64_PACKAGES))
 
 arm64: $(DEPLOY_VENV)/.installed $(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1
 	rustup target add aarch64-unknown-linux-gnu

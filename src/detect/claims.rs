@@ -11,7 +11,7 @@
 //! before it, it never will, because a claim only leaves the invocation for a more severe
 //! claim of its source (see below), which ranks before it too. A claim that ranks after more
 //! than `whole` others when it is made does not even get its alert made ([`Claims::offer`],
-//! [`Gathering`]): an alert is a dozen or so strings and lists to allocate, a brief two.
+//! [`Gathering`]): an alert is a dozen or so strings and lists to allocate, a brief none.
 //!
 //! When the invocation has several parts (the records of a Kinesis batch, the objects of a
 //! notification), one incident may be claimed by more than one of them (opened by one,

@@ -51,9 +51,9 @@ impl RecordSplitter {
     }
 }
 
-/// The fast path for records separated by spaces, sixteen bytes at a time ([`byteclass`]): finds where
-/// fields start and end from bit masks instead of looking at every byte, and records every edge
-/// without asking which kind it is (they alternate). Returns how many edges it wrote, or `None`
+/// The fast path for records separated by spaces, sixteen bytes at a time ([`byteclass`]):
+/// finds where fields start and end from bit masks instead of looking at every byte, and
+/// records every edge without asking which kind it is (they alternate). Returns how many edges it wrote, or `None`
 /// when the line holds another whitespace or control character, for [`split_whitespace`].
 /// Stops early once there are more than `want` fields.
 fn split_spaces(out: &mut [u32], bytes: &[u8], want: usize) -> Option<usize> {

@@ -958,32 +958,20 @@ fn scan_lines_with(
 
 /// Scans whole lines, each ending with its line break.
 fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) -> Result<(), DecodeError> {
+    // When some line is not text, each is checked alone, to count just those.
+    let text = std::str::from_utf8(block).ok();
     let mut start = 0;
-    match std::str::from_utf8(block) {
-        Ok(text) => {
-            for end in memchr::memchr_iter(b'\n', block) {
+    for end in memchr::memchr_iter(b'\n', block) {
+        if end + 1 - start > MAX_LINE_BYTES + 1 {
+            scanner.unreadable_record();
+        } else {
+            match text {
                 // A line break is a character of its own: the cut falls between characters.
-                let line = &text[start..=end];
-                if line.len() > MAX_LINE_BYTES + 1 {
-                    scanner.unreadable_record();
-                } else {
-                    scan_text(scanner, line, owner)?;
-                }
-                start = end + 1;
+                Some(text) => scan_text(scanner, &text[start..=end], owner)?,
+                None => scan_line(scanner, &block[start..=end], owner)?,
             }
         }
-        // Some line is not text: each is checked alone, to count just those.
-        Err(_) => {
-            for end in memchr::memchr_iter(b'\n', block) {
-                let line = &block[start..=end];
-                if line.len() > MAX_LINE_BYTES + 1 {
-                    scanner.unreadable_record();
-                } else {
-                    scan_line(scanner, line, owner)?;
-                }
-                start = end + 1;
-            }
-        }
+        start = end + 1;
     }
     Ok(())
 }

@@ -962,7 +962,7 @@ fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) -> Resul
     let text = std::str::from_utf8(block).ok();
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', block) {
-        if end + 1 - start > MAX_LINE_BYTES + 1 {
+        if end - start > MAX_LINE_BYTES {
             scanner.unreadable_record();
         } else {
             match text {

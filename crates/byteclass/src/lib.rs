@@ -11,17 +11,26 @@ pub mod swar;
 /// The spaces of a block, bit `k` set when byte `k` is one; `None` when the block holds another
 /// byte below `!` (a tab, a line break, any control character), which the splitter leaves to its
 /// general path.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub fn spaces(block: &[u8; 16]) -> Option<u16> {
-    imp::spaces(block)
+    let x = imp::load(block);
+    let spaces = imp::bits(imp::equal(x, b' '));
+    (imp::bits(imp::at_most(x, b' ')) == spaces).then_some(spaces)
 }
 
 /// The bytes of a block that stop a JSON string without escapes: `"`, `\` and control
 /// characters (below 0x20), bit `k` for byte `k`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub fn string_stops(block: &[u8; 16]) -> u16 {
-    imp::string_stops(block)
+    let x = imp::load(block);
+    let quotes = imp::or(imp::equal(x, b'"'), imp::equal(x, b'\\'));
+    imp::bits(imp::or(quotes, imp::at_most(x, 0x1f)))
 }
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub use swar::{spaces, string_stops};
 
 /// Where the JSON string whose text starts at `from` stops: the index of the first `"`, `\` or
 /// control character at or after `from`, or `None` when there is none. A string without escapes
@@ -41,6 +50,7 @@ pub fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
     swar::string_stop(bytes, at)
 }
 
+/// What [`spaces`] and [`string_stops`] are made of, with SSE2.
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::arch::x86_64::{
@@ -49,47 +59,41 @@ mod imp {
     };
 
     #[inline(always)]
-    fn load(block: &[u8; 16]) -> __m128i {
+    pub fn load(block: &[u8; 16]) -> __m128i {
         // SAFETY: an unaligned load of the sixteen bytes `block` refers to; SSE2 is part of
         // every x86_64 processor.
         unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
     }
 
-    /// The bytes of `x` at most `max`, as a mask of sixteen bits (unsigned: `min(x, max) == x`).
+    /// The bytes of `x` equal to `byte`, each all ones or all zeros.
     #[inline(always)]
     #[allow(unused_unsafe)] // the intrinsics are safe to call from Rust 1.87 on
-    fn at_most(x: __m128i, max: u8) -> __m128i {
+    pub fn equal(x: __m128i, byte: u8) -> __m128i {
+        unsafe { _mm_cmpeq_epi8(x, _mm_set1_epi8(byte as i8)) }
+    }
+
+    /// The bytes of `x` at most `max`, unsigned: `min(x, max) == x`.
+    #[inline(always)]
+    #[allow(unused_unsafe)]
+    pub fn at_most(x: __m128i, max: u8) -> __m128i {
         unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(max as i8)), x) }
     }
 
     #[inline(always)]
     #[allow(unused_unsafe)]
-    fn equal(x: __m128i, byte: u8) -> __m128i {
-        unsafe { _mm_cmpeq_epi8(x, _mm_set1_epi8(byte as i8)) }
+    pub fn or(a: __m128i, b: __m128i) -> __m128i {
+        unsafe { _mm_or_si128(a, b) }
     }
 
+    /// A mask of whole bytes as sixteen bits, bit `k` for byte `k`.
     #[inline(always)]
     #[allow(unused_unsafe)]
-    fn bits(mask: __m128i) -> u16 {
+    pub fn bits(mask: __m128i) -> u16 {
         unsafe { _mm_movemask_epi8(mask) as u16 }
-    }
-
-    #[inline(always)]
-    pub fn spaces(block: &[u8; 16]) -> Option<u16> {
-        let x = load(block);
-        let spaces = bits(equal(x, b' '));
-        (bits(at_most(x, b' ')) == spaces).then_some(spaces)
-    }
-
-    #[inline(always)]
-    #[allow(unused_unsafe)]
-    pub fn string_stops(block: &[u8; 16]) -> u16 {
-        let x = load(block);
-        let stops = unsafe { _mm_or_si128(equal(x, b'"'), equal(x, b'\\')) };
-        bits(unsafe { _mm_or_si128(stops, at_most(x, 0x1f)) })
     }
 }
 
+/// What [`spaces`] and [`string_stops`] are made of, with NEON.
 #[cfg(target_arch = "aarch64")]
 mod imp {
     use std::arch::aarch64::{
@@ -102,27 +106,36 @@ mod imp {
     const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
 
     #[inline(always)]
-    fn load(block: &[u8; 16]) -> uint8x16_t {
+    pub fn load(block: &[u8; 16]) -> uint8x16_t {
         // SAFETY: a load of the sixteen bytes `block` refers to; NEON is part of every aarch64
         // processor.
         unsafe { vld1q_u8(block.as_ptr()) }
     }
 
+    /// The bytes of `x` equal to `byte`, each all ones or all zeros.
     #[inline(always)]
     #[allow(unused_unsafe)] // the intrinsics are safe to call from Rust 1.87 on
-    fn equal(x: uint8x16_t, byte: u8) -> uint8x16_t {
+    pub fn equal(x: uint8x16_t, byte: u8) -> uint8x16_t {
         unsafe { vceqq_u8(x, vdupq_n_u8(byte)) }
     }
 
+    /// The bytes of `x` at most `max`, unsigned.
     #[inline(always)]
     #[allow(unused_unsafe)]
-    fn at_most(x: uint8x16_t, max: u8) -> uint8x16_t {
+    pub fn at_most(x: uint8x16_t, max: u8) -> uint8x16_t {
         unsafe { vcleq_u8(x, vdupq_n_u8(max)) }
     }
 
     #[inline(always)]
     #[allow(unused_unsafe)]
-    fn bits(mask: uint8x16_t) -> u16 {
+    pub fn or(a: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
+        unsafe { vorrq_u8(a, b) }
+    }
+
+    /// A mask of whole bytes as sixteen bits, bit `k` for byte `k`.
+    #[inline(always)]
+    #[allow(unused_unsafe)]
+    pub fn bits(mask: uint8x16_t) -> u16 {
         let weighted = unsafe { vandq_u8(mask, load(&WEIGHTS)) };
         let (low, high) = unsafe {
             (
@@ -132,26 +145,6 @@ mod imp {
         };
         u16::from(low) | u16::from(high) << 8
     }
-
-    #[inline(always)]
-    pub fn spaces(block: &[u8; 16]) -> Option<u16> {
-        let x = load(block);
-        let spaces = bits(equal(x, b' '));
-        (bits(at_most(x, b' ')) == spaces).then_some(spaces)
-    }
-
-    #[inline(always)]
-    #[allow(unused_unsafe)]
-    pub fn string_stops(block: &[u8; 16]) -> u16 {
-        let x = load(block);
-        let stops = unsafe { vorrq_u8(equal(x, b'"'), equal(x, b'\\')) };
-        bits(unsafe { vorrq_u8(stops, at_most(x, 0x1f)) })
-    }
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod imp {
-    pub use crate::swar::{spaces, string_stops};
 }
 
 #[cfg(test)]

@@ -606,18 +606,36 @@ pub fn seconds(timestamp: u64) -> u64 {
 /// empty, which is most of the memory when a delivery has tens of thousands of sources.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    /// A fast hash with a per-process seed instead of the default SipHash: the map is looked
-    /// up once per finding.
-    positions: HashMap<IpAddr, u32, foldhash::fast::RandomState>,
+    positions: Positions,
     slices: Vec<Activity>,
     ids: Ids,
+}
+
+/// Each source's position in [`Aggregator`]'s slices, looked up once per finding: a fast hash
+/// with a per-process seed instead of the default SipHash, and IPv4 sources (nearly all) in a
+/// map of eight-byte entries, which stays in the processor's cache with tens of thousands of
+/// sources where a map keyed by `IpAddr` (24-byte entries) misses it on most lookups.
+#[derive(Debug, Default)]
+struct Positions {
+    v4: HashMap<u32, u32, foldhash::fast::RandomState>,
+    v6: HashMap<u128, u32, foldhash::fast::RandomState>,
+}
+
+impl Positions {
+    /// The position of `source`, given by `new` the first time.
+    fn get_or_insert(&mut self, source: IpAddr, new: impl FnOnce() -> u32) -> u32 {
+        match source {
+            IpAddr::V4(a) => *self.v4.entry(a.to_bits()).or_insert_with(new),
+            IpAddr::V6(a) => *self.v6.entry(a.to_bits()).or_insert_with(new),
+        }
+    }
 }
 
 impl Aggregator {
     /// Adds a finding; `owner` is the account of the delivery, used when the record names none.
     pub fn add(&mut self, finding: &Finding<'_>, owner: Option<&str>) {
         let slices = &mut self.slices;
-        let at = *self.positions.entry(finding.source).or_insert_with(|| {
+        let at = self.positions.get_or_insert(finding.source, || {
             slices.push(Activity::new(finding.source));
             // At most one slice per record, and a delivery's records are counted in u64s long
             // before 4 billion sources: the position fits.

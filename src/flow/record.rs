@@ -12,6 +12,8 @@ pub struct RecordSplitter {
     /// buffer keeps its length between lines, so splitting a line writes its edges in place;
     /// the record holds as many as the split wrote.
     edges: Vec<u32>,
+    /// How many edges the last split wrote when it made a record; 0 when it made none.
+    last: usize,
 }
 
 /// A record whose field count matches its format. Fields that are `-` read as absent.
@@ -32,6 +34,7 @@ impl RecordSplitter {
     ) -> Option<FlowRecord<'s, 'a>> {
         // Whitespace at either end makes no field; without it (a file's line break above all)
         // the line takes the fast path, which refuses any whitespace but a space.
+        self.last = 0;
         let line = line.trim_ascii();
         let want = format.len();
         if line.len() > u32::MAX as usize {
@@ -44,10 +47,20 @@ impl RecordSplitter {
         }
         let count = split_spaces(&mut self.edges, line.as_bytes(), want)
             .unwrap_or_else(|| split_whitespace(&mut self.edges, line.as_bytes(), want));
-        (count == 2 * want).then_some(FlowRecord {
+        if count != 2 * want {
+            return None;
+        }
+        self.last = count;
+        Some(FlowRecord {
             line,
             edges: &self.edges[..count],
         })
+    }
+
+    /// Where the fields of the last record split start and end, in turn (as in a record); empty
+    /// when the last line split made none.
+    pub fn last_edges(&self) -> &[u32] {
+        &self.edges[..self.last]
     }
 }
 

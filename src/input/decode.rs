@@ -153,11 +153,9 @@ impl<'a> LogsDocument<'a> {
     }
 
     fn scan(&self, config: &Config) -> Report {
-        let mut events = EventScan::new(config, self.owner.as_deref());
-        if self.has_records() {
-            for event in self.log_events.iter().flatten() {
-                events.add(event.id.as_deref(), event.message.as_deref());
-            }
+        let mut events = EventScan::new(config, self.owner.as_deref(), self.has_records());
+        for event in self.log_events.iter().flatten() {
+            events.add(event.id.as_deref(), event.message.as_deref());
         }
         events.finish(self.origin())
     }
@@ -167,17 +165,23 @@ impl<'a> LogsDocument<'a> {
 /// identifies their batch.
 struct EventScan<'c, 'a> {
     scanner: Scanner<'c>,
+    /// Whether the events hold records (a data message's do; a control message's do not).
+    records: bool,
     owner: Option<&'a str>,
+    /// The keys of the last `extractedFields` read.
+    keys: FieldKeys<'a>,
     /// The ids of the first and the last event, once there is one.
     ends: Option<(Option<&'a str>, Option<&'a str>)>,
     count: usize,
 }
 
 impl<'c, 'a> EventScan<'c, 'a> {
-    fn new(config: &'c Config, owner: Option<&'a str>) -> EventScan<'c, 'a> {
+    fn new(config: &'c Config, owner: Option<&'a str>, records: bool) -> EventScan<'c, 'a> {
         EventScan {
             scanner: Scanner::new(config),
+            records,
             owner,
+            keys: FieldKeys::default(),
             ends: None,
             count: 0,
         }
@@ -185,6 +189,9 @@ impl<'c, 'a> EventScan<'c, 'a> {
 
     /// One log event; an event without a message is counted malformed.
     fn add(&mut self, id: Option<&'a str>, message: Option<&'a str>) {
+        if !self.records {
+            return;
+        }
         match &mut self.ends {
             Some((_, last)) => *last = id,
             None => self.ends = Some((id, id)),
@@ -194,6 +201,17 @@ impl<'c, 'a> EventScan<'c, 'a> {
             Some(message) => self.scanner.record(message, self.owner),
             None => self.scanner.unreadable_record(),
         }
+    }
+
+    /// The length of the compact `extractedFields` object at the start of `b` (see
+    /// [`FieldKeys::skip`]); `just_read`: the record last read is this event's, so its fields'
+    /// lengths are worth a guess at the values'.
+    fn skip_fields(&mut self, b: &'a [u8], just_read: bool) -> Option<usize> {
+        let guess = match just_read {
+            true => self.scanner.last_edges(),
+            false => &[],
+        };
+        self.keys.skip(b, guess)
     }
 
     /// The report, with the batch's fingerprint.
@@ -306,7 +324,6 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
     // One UTF-8 check for the whole buffer; strings are then cut at ASCII quotes.
     let mut c = Cursor {
         rest: std::str::from_utf8(bytes).ok()?,
-        keys: FieldKeys::default(),
     };
     let mut doc = LogsDocument::default();
     let mut owner = None;
@@ -345,15 +362,11 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
             }
             // Whether the events hold records is known from the type, written before them.
             "logEvents" if doc.log_events.is_none() && doc.message_type.is_some() => {
-                let mut events = EventScan::new(config, owner);
-                let records = doc.has_records();
+                let mut events = EventScan::new(config, owner, doc.has_records());
                 c.expect(b'[')?;
                 if !c.eat(b']') {
                     loop {
-                        let (id, message) = c.log_event()?;
-                        if records {
-                            events.add(id, message);
-                        }
+                        c.log_event(&mut events)?;
                         if c.eat(b']') {
                             break;
                         }
@@ -373,7 +386,7 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
     if !trim_json_start(c.rest.as_bytes()).is_empty() {
         return None;
     }
-    let events = scanned.unwrap_or_else(|| EventScan::new(config, None));
+    let events = scanned.unwrap_or_else(|| EventScan::new(config, None, false));
     let report = events.finish(doc.origin());
     Some((doc, report))
 }
@@ -381,8 +394,6 @@ fn fast_scan<'a>(bytes: &'a [u8], config: &Config) -> Option<(LogsDocument<'a>, 
 /// The rest of the input, for [`fast_scan`].
 struct Cursor<'a> {
     rest: &'a str,
-    /// The keys of the last `extractedFields` read.
-    keys: FieldKeys<'a>,
 }
 
 impl<'a> Cursor<'a> {
@@ -445,33 +456,49 @@ impl<'a> Cursor<'a> {
         Some(())
     }
 
-    /// The event exactly as CloudWatch Logs writes it, `{"id":"..","timestamp":..,"message":".."}`,
-    /// read with two searches; `None` leaves the cursor where it was.
-    fn compact_log_event(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
+    /// The start of an event exactly as CloudWatch Logs writes it,
+    /// `{"id":"..","timestamp":..,"message":".."`, read with two searches: its id and message,
+    /// the cursor after them. `None` leaves the cursor where it was.
+    fn compact_event_start(&mut self) -> Option<(&'a str, &'a str)> {
         let rest = self.rest.strip_prefix("{\"id\":\"")?;
         let (id, rest) = plain_string(rest)?;
         let rest = rest.strip_prefix(",\"timestamp\":")?;
         let digits = integer_len(rest.as_bytes())?;
         let rest = rest[digits..].strip_prefix(",\"message\":\"")?;
         let (message, rest) = plain_string(rest)?;
-        // What a space-delimited filter pattern adds to every event: the fields by name, which
-        // the record's own message already holds.
-        let rest = match rest.strip_prefix(",\"extractedFields\":") {
-            Some(fields) => &fields[self.keys.skip(fields.as_bytes())?..],
-            None => rest,
-        };
-        self.rest = rest.strip_prefix('}')?;
-        Some((Some(id), Some(message)))
+        self.rest = rest;
+        Some((id, message))
     }
 
-    /// A log event's id and message.
-    fn log_event(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
-        if let Some(event) = self.compact_log_event() {
-            return Some(event);
-        }
+    /// A log event, whose id and message go to `events`.
+    ///
+    /// An event that starts as CloudWatch Logs writes it has its record read at once, before
+    /// the `extractedFields` that follow it (what a space-delimited filter pattern adds to
+    /// every event: the fields by name, which the record already holds), so that their values
+    /// are checked where the record's fields say they end. Any other event is read key by key.
+    fn log_event(&mut self, events: &mut EventScan<'_, 'a>) -> Option<()> {
         let (mut id, mut message) = (None, None);
-        self.expect(b'{')?;
+        let read_first = match self.compact_event_start() {
+            Some((i, m)) => {
+                (id, message) = (Some(i), Some(m));
+                events.add(id, message);
+                true
+            }
+            None => {
+                self.expect(b'{')?;
+                false
+            }
+        };
+        // After the compact start, the cursor is after a value; else before the first key.
+        let mut after_value = read_first;
         loop {
+            if after_value {
+                if self.eat(b'}') {
+                    break;
+                }
+                self.expect(b',')?;
+            }
+            after_value = true;
             let key = self.string()?;
             self.expect(b':')?;
             match key {
@@ -479,15 +506,18 @@ impl<'a> Cursor<'a> {
                 "id" if id.is_none() => id = Some(self.string()?),
                 "message" if message.is_none() => message = Some(self.string()?),
                 "timestamp" => self.number()?,
-                "extractedFields" => self.string_map()?,
+                "extractedFields" => match events.skip_fields(self.rest.as_bytes(), read_first) {
+                    // The compact object ends at an ASCII `}`: a char boundary.
+                    Some(len) => self.rest = &self.rest[len..],
+                    None => self.string_map()?,
+                },
                 _ => return None,
             }
-            if self.eat(b'}') {
-                break;
-            }
-            self.expect(b',')?;
         }
-        Some((id, message))
+        if !read_first {
+            events.add(id, message);
+        }
+        Some(())
     }
 }
 
@@ -514,6 +544,21 @@ fn plain_string(rest: &str) -> Option<(&str, &str)> {
 fn closing_quote(b: &[u8], from: usize) -> Option<usize> {
     let stop = string_stop(b, from)?;
     (b[stop] == b'"').then_some(stop)
+}
+
+/// Whether the string without escapes whose text starts at `from` ends at `end`: the first
+/// quote, escape or control character from `from` on is a quote at `end`. A string shorter than
+/// a block is checked in one block, without a loop.
+#[inline(always)]
+fn string_ends_at(b: &[u8], from: usize, end: usize) -> bool {
+    let len = end.wrapping_sub(from);
+    match b.get(from..from.wrapping_add(16)) {
+        Some(block) if len < 16 => {
+            let stops = u32::from(byteclass::string_stops(block.try_into().expect("sixteen")));
+            (stops & ((2 << len) - 1)) == 1 << len && block[len] == b'"'
+        }
+        _ => closing_quote(b, from) == Some(end),
+    }
 }
 
 /// The length of the JSON integer at the start of `bytes` without its sign: `0`, or digits
@@ -543,8 +588,10 @@ impl<'a> FieldKeys<'a> {
     /// `{"k":"v","k2":"v2"}` (what CloudWatch Logs writes for `extractedFields`); `None` for
     /// anything else (whitespace, escapes, control characters, other values), which the
     /// general reader takes. Exactly [`compact_string_map_len`], learning the keys as it goes.
-    fn skip(&mut self, b: &'a [u8]) -> Option<usize> {
-        if let Some(len) = self.skip_known(b) {
+    /// `guess`: the edges of the fields of the event's record, as a record holds them (start,
+    /// end, in turn), or none; see [`FieldKeys::skip_guessed`].
+    fn skip(&mut self, b: &'a [u8], guess: &[u32]) -> Option<usize> {
+        if let Some(len) = self.skip_guessed(b, guess).or_else(|| self.skip_known(b)) {
             return Some(len);
         }
         self.segments.clear();
@@ -553,6 +600,29 @@ impl<'a> FieldKeys<'a> {
             self.segments.clear();
         }
         len
+    }
+
+    /// The object's length when its keys are the known ones, in their order, and its values
+    /// are as long as the fields whose edges `guess` holds, in turn: a space-delimited filter
+    /// pattern gives its names the record's fields in order. Each value is checked where it
+    /// should end, apart from the others, so the processor checks them side by side instead of
+    /// searching for each end from the one before ([`FieldKeys::skip_known`]). A wrong guess is
+    /// only a `None`.
+    fn skip_guessed(&self, b: &[u8], guess: &[u32]) -> Option<usize> {
+        if self.segments.is_empty() || guess.len() != 2 * self.segments.len() {
+            return None;
+        }
+        let mut i = 0;
+        let mut all = true;
+        for (segment, edges) in self.segments.iter().zip(guess.chunks_exact(2)) {
+            let value = i + segment.len();
+            let end = value + (edges[1] - edges[0]) as usize;
+            // `&`, not `&&`: no branch between one value's check and the next.
+            all &= b.get(i..).is_some_and(|rest| starts_with(rest, segment))
+                & string_ends_at(b, value, end);
+            i = end + 1;
+        }
+        (all && b.get(i) == Some(&b'}')).then_some(i + 1)
     }
 
     /// The object's length when its keys are the known ones, in their order.
@@ -708,11 +778,16 @@ pub fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
     if size > limit || compressed.get(3).is_none_or(|flags| flags & FHCRC != 0) {
         return None;
     }
-    let mut out = vec![0u8; size];
+    // Not zeroed first (that cost about a tenth of the inflate): libdeflate writes into the
+    // spare room, and the length is set only to what it reports written.
+    let mut out = Vec::<u8>::with_capacity(size);
+    let room = out.spare_capacity_mut();
     let (mut read, mut written) = (0usize, 0usize);
     // SAFETY: the decompressor is checked for null, used once and freed here; libdeflate reads
-    // at most `compressed.len()` bytes and writes at most `out.len()` bytes, and reports
-    // through the two local counters.
+    // at most `compressed.len()` bytes and writes at most `room.len()` bytes into the spare
+    // room (its copies may read bytes of the room it has not written yet, but only to write
+    // past them; nothing of the room is read by Rust before `set_len`), and reports through
+    // the two local counters.
     let result = unsafe {
         let decompressor = libdeflate_alloc_decompressor();
         if decompressor.is_null() {
@@ -722,16 +797,22 @@ pub fn inflate_whole(compressed: &[u8], limit: usize) -> Option<Vec<u8>> {
             decompressor,
             compressed.as_ptr().cast(),
             compressed.len(),
-            out.as_mut_ptr().cast(),
-            out.len(),
+            room.as_mut_ptr().cast(),
+            room.len(),
             &mut read,
             &mut written,
         );
         libdeflate_free_decompressor(decompressor);
         result
     };
-    (result == libdeflate_result_LIBDEFLATE_SUCCESS && read == compressed.len() && written == size)
-        .then_some(out)
+    if result != libdeflate_result_LIBDEFLATE_SUCCESS || read != compressed.len() || written != size
+    {
+        return None;
+    }
+    // SAFETY: libdeflate reported success and `written` bytes written from the start of the
+    // spare room, which is within the capacity.
+    unsafe { out.set_len(written) };
+    Some(out)
 }
 
 /// Base64 with line breaks anywhere and the padding optional; `None` when it is not base64
@@ -1429,22 +1510,142 @@ mod tests {
             r#"{"version":"2","srcaddr":"10.0.0.1","end":"1""#,
         ];
         let general = |o: &str| compact_string_map_len(o.as_bytes(), |_| {});
-        // Whatever object came before (the keys learnt), the same length or the same refusal.
+        // Guesses at the values' lengths, as a record's field edges: right (each object's own
+        // values, cut at every quote), one off, too few, too many, none.
+        let edges = |lengths: &[usize]| {
+            let mut at = 0;
+            let mut edges = Vec::new();
+            for &n in lengths {
+                edges.extend([at, at + n].map(|e| e as u32));
+                at += n + 1;
+            }
+            edges
+        };
+        let mut guesses = vec![vec![]];
+        for object in objects {
+            let values: Vec<usize> = object.split('"').skip(3).step_by(4).map(str::len).collect();
+            for k in 0..values.len() {
+                for delta in [1, usize::MAX] {
+                    let mut off = values.clone();
+                    off[k] = off[k].wrapping_add(delta).min(40);
+                    guesses.push(edges(&off));
+                }
+            }
+            guesses.push(edges(&values[..values.len().saturating_sub(1)]));
+            guesses.push(edges(&[values.clone(), vec![1]].concat()));
+            guesses.push(edges(&values));
+        }
+        // Whatever object came before (the keys learnt), and whatever the guess, the same
+        // length or the same refusal.
+        // Each object also with the rest of a document after it, so that every value can be
+        // checked in a whole block.
+        let padded: Vec<String> = objects
+            .iter()
+            .map(|o| format!("{o}{}", " ".repeat(32)))
+            .collect();
         for before in objects {
-            for object in objects {
-                let mut keys = FieldKeys::default();
-                keys.skip(before.as_bytes());
-                assert_eq!(
-                    keys.skip(object.as_bytes()),
-                    general(object),
-                    "{object} after {before}"
-                );
+            for object in objects
+                .iter()
+                .copied()
+                .chain(padded.iter().map(String::as_str))
+            {
+                for guess in &guesses {
+                    let mut keys = FieldKeys::default();
+                    keys.skip(before.as_bytes(), &[]);
+                    assert_eq!(
+                        keys.skip(object.as_bytes(), guess),
+                        general(object),
+                        "{object} after {before}, guessing {guess:?}"
+                    );
+                }
             }
         }
         let mut keys = FieldKeys::default();
-        keys.skip(objects[0].as_bytes());
+        keys.skip(objects[0].as_bytes(), &[]);
         assert_eq!(keys.segments.len(), 3, "the keys are learnt");
         assert!(keys.skip_known(objects[1].as_bytes()).is_some());
+        // The right guess is taken as it is, values of a block or longer too; a wrong one is
+        // only declined.
+        let guessed = |o: &str, lengths: &[usize]| keys.skip_guessed(o.as_bytes(), &edges(lengths));
+        assert_eq!(guessed(objects[0], &[1, 8, 10]), general(objects[0]));
+        assert_eq!(guessed(objects[1], &[1, 23, 1]), general(objects[1]));
+        assert_eq!(guessed(objects[0], &[1, 9, 10]), None);
+        assert_eq!(guessed(objects[1], &[1, 22, 1]), None);
+        assert_eq!(guessed(objects[0], &[1, 8]), None);
+    }
+
+    /// A log event as CloudWatch Logs writes it for a space-delimited filter pattern that names
+    /// the default format's fields: the record, then `fields` (its own, unless given) by name.
+    fn extracted_event(id: usize, message: &str, fields: Option<&str>) -> String {
+        const NAMES: [&str; 14] = [
+            "version",
+            "account_id",
+            "interface_id",
+            "srcaddr",
+            "dstaddr",
+            "srcport",
+            "dstport",
+            "protocol",
+            "packets",
+            "bytes",
+            "start",
+            "end",
+            "action",
+            "log_status",
+        ];
+        let named: Vec<String> = NAMES
+            .iter()
+            .zip(fields.unwrap_or(message).split(' '))
+            .map(|(name, value)| format!(r#""{name}":"{value}""#))
+            .collect();
+        format!(
+            r#"{{"id":"{id}","timestamp":5,"message":"{message}","extractedFields":{{{}}}}}"#,
+            named.join(",")
+        )
+    }
+
+    #[test]
+    fn extracted_fields_are_skipped_where_the_records_fields_say_they_end() {
+        let v6 = "2 123456789010 eni-1235b8ca123456789 2600:1f18:4a2b:9e00::17 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK";
+        // The record's own fields are the right guess, values of a block or longer included
+        // (the interface id, the IPv6 address).
+        let event = extracted_event(1, v6, None);
+        let object = &event[event.find("\"extractedFields\":").unwrap() + 18..event.len() - 1];
+        let mut keys = FieldKeys::default();
+        keys.skip(object.as_bytes(), &[]);
+        let mut splitter = crate::flow::record::RecordSplitter::default();
+        splitter.split(v6, &FlowFormat::default_v2()).unwrap();
+        assert_eq!(
+            keys.skip_guessed(object.as_bytes(), splitter.last_edges()),
+            Some(object.len())
+        );
+        // Whole documents, against serde: production's events; an event whose fields are
+        // another record's (a wrong guess); a blank record, which leaves the guess of the one
+        // before; a malformed one, which leaves none; and a control message's events, which
+        // are no records.
+        let events = [
+            extracted_event(1, REJECT, None),
+            extracted_event(2, v6, None),
+            extracted_event(3, REJECT, Some(v6)),
+            extracted_event(4, " ", Some(REJECT)),
+            extracted_event(5, "2 x", Some(REJECT)),
+            extracted_event(6, REJECT, None),
+        ];
+        for kind in ["DATA_MESSAGE", "CONTROL_MESSAGE"] {
+            let doc = format!(
+                r#"{{"messageType":"{kind}","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["f"],"logEvents":[{}]}}"#,
+                events.join(",")
+            );
+            let (fast, slow) = both_ways(&doc).expect("CloudWatch's shape");
+            assert_eq!(fast.counts, slow.counts, "{kind}");
+            assert_eq!(fast.activities, slow.activities, "{kind}");
+            assert_eq!(fast.fingerprint, slow.fingerprint, "{kind}");
+            let records = if kind == "DATA_MESSAGE" { 5 } else { 0 };
+            assert_eq!(
+                fast.counts.records, records,
+                "{kind}: the blank one is no record"
+            );
+        }
     }
 
     #[test]

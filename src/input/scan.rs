@@ -191,6 +191,12 @@ impl<'c> Scanner<'c> {
         }
     }
 
+    /// Where the fields of the last record read start and end, in turn (as in a record); empty
+    /// when it was not a record of the format. A blank line leaves the ones before it.
+    pub fn last_edges(&self) -> &[u32] {
+        self.splitter.last_edges()
+    }
+
     /// Counts a record that could not even be read as text (invalid UTF-8, or too long).
     pub fn unreadable_record(&mut self) {
         self.counts.records += 1;

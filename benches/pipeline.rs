@@ -30,6 +30,7 @@ use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
 use vpc_flow_alert::detect::alert::{for_each_alert, for_each_claim, Origin};
 use vpc_flow_alert::detect::claims::{Brief, Claims, Gathered, Gathering};
 use vpc_flow_alert::detect::incident::IncidentMemory;
+use vpc_flow_alert::flow::format::FlowFormat;
 use vpc_flow_alert::function::{Function, FunctionConfig, DEFAULT_MAX_ALERTS};
 use vpc_flow_alert::input::decode::{inflate_whole, scan_json, scan_reader};
 use vpc_flow_alert::input::scan::{Report, Scanner};
@@ -72,24 +73,6 @@ fn rejects(sources: usize) -> Vec<String> {
         .collect()
 }
 
-/// The names the default space-delimited filter pattern gives the fields.
-const FIELDS: [&str; 14] = [
-    "version",
-    "account_id",
-    "interface_id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log_status",
-];
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(bytes).unwrap();
@@ -116,10 +99,11 @@ fn document(records: &[String], extracted: bool, owner: &str, first_id: usize) -
         .map(|(i, m)| {
             let mut e = serde_json::json!({"id": format!("{:056}", first_id + i), "timestamp": 1764195360000u64, "message": m});
             if extracted {
-                let fields: serde_json::Map<String, serde_json::Value> = FIELDS
-                    .iter()
+                // The names the default format's space-delimited filter pattern gives the fields.
+                let fields: serde_json::Map<String, serde_json::Value> = FlowFormat::default_v2()
+                    .pattern_names()
                     .zip(m.split(' '))
-                    .map(|(k, v)| (k.to_string(), v.into()))
+                    .map(|(k, v)| (k, v.into()))
                     .collect();
                 e["extractedFields"] = fields.into();
             }

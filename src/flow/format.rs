@@ -191,20 +191,23 @@ impl FlowFormat {
             .filter(|n| field_version(n).is_none())
     }
 
+    /// The names a space-delimited filter pattern gives the fields, in order: hyphens become
+    /// underscores, which filter patterns accept. They are also the keys of the
+    /// `extractedFields` CloudWatch Logs adds to every log event such a pattern lets through.
+    pub fn pattern_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.names.iter().map(|name| name.replace('-', "_"))
+    }
+
     /// The CloudWatch Logs subscription filter pattern that lets only this format's REJECT
-    /// records through: every field named in order (hyphens become underscores, which filter
-    /// patterns accept), `action=REJECT`, and `log_status=OK` when the format has a status.
+    /// records through: every field named in order ([`FlowFormat::pattern_names`]),
+    /// `action=REJECT`, and `log_status=OK` when the format has a status.
     pub fn filter_pattern(&self) -> String {
         let terms: Vec<String> = self
-            .names
-            .iter()
-            .map(|name| {
-                let term = name.replace('-', "_");
-                match name.as_str() {
-                    "action" => format!("{term}=REJECT"),
-                    "log-status" => format!("{term}=OK"),
-                    _ => term,
-                }
+            .pattern_names()
+            .map(|term| match term.as_str() {
+                "action" => format!("{term}=REJECT"),
+                "log_status" => format!("{term}=OK"),
+                _ => term,
             })
             .collect();
         format!("[{}]", terms.join(", "))

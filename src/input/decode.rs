@@ -1577,24 +1577,8 @@ mod tests {
     /// A log event as CloudWatch Logs writes it for a space-delimited filter pattern that names
     /// the default format's fields: the record, then `fields` (its own, unless given) by name.
     fn extracted_event(id: usize, message: &str, fields: Option<&str>) -> String {
-        const NAMES: [&str; 14] = [
-            "version",
-            "account_id",
-            "interface_id",
-            "srcaddr",
-            "dstaddr",
-            "srcport",
-            "dstport",
-            "protocol",
-            "packets",
-            "bytes",
-            "start",
-            "end",
-            "action",
-            "log_status",
-        ];
-        let named: Vec<String> = NAMES
-            .iter()
+        let named: Vec<String> = FlowFormat::default_v2()
+            .pattern_names()
             .zip(fields.unwrap_or(message).split(' '))
             .map(|(name, value)| format!(r#""{name}":"{value}""#))
             .collect();

@@ -12,8 +12,9 @@
 //! - `s3_file/*`: one gzip flow log file of 2,000,000 records as S3 delivers it (header line,
 //!   400 interfaces, 40% internal rejects, 20% internet rejects, 40% accepted), streamed into
 //!   alerts, with 10 and with 83,000 distinct internal sources, beside streaming inflate + a
-//!   line count; `check_json` is what `check --output json` does with it (alerts written as
-//!   JSON lines as they come).
+//!   line count; `project` inflates on a second core when the machine has one (as `check`
+//!   does with one file), `project_one_core` on the scanning thread; `check_json` is what
+//!   `check --output json` does with it (alerts written as JSON lines as they come).
 //! - `kinesis/*`: a Kinesis batch as a CloudWatch Logs destination fills it: 100 records, each
 //!   a gzip document of 4,500 REJECT records (about 1 MB of JSON) from one of two accounts,
 //!   handled by a dry-run function (decode, incidents, messages; no SNS), beside base64-simd +
@@ -251,6 +252,10 @@ fn cloudwatch(c: &mut Criterion) {
 
 fn s3(c: &mut Criterion) {
     let config = config();
+    let one_core = Config {
+        inflate_apart: false,
+        ..config.clone()
+    };
     let mut group = c.benchmark_group("s3_file");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
@@ -262,6 +267,13 @@ fn s3(c: &mut Criterion) {
         group.bench_function(format!("{sources}_sources/project"), |b| {
             b.iter(|| {
                 let report = scan_reader(black_box(&file[..]), &config).unwrap();
+                black_box(alerts(&config, &report).briefs.len())
+            })
+        });
+        // The same on one core (`check --jobs 1`): inflated on the scanning thread.
+        group.bench_function(format!("{sources}_sources/project_one_core"), |b| {
+            b.iter(|| {
+                let report = scan_reader(black_box(&file[..]), &one_core).unwrap();
                 black_box(alerts(&config, &report).briefs.len())
             })
         });

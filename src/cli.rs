@@ -322,7 +322,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
     let configured = args
         .publish_target(&env)
         .and_then(|target| Ok((args.raw_config(&env).validate()?, target)));
-    let (config, target) = match configured {
+    let (mut config, target) = match configured {
         Ok(both) => both,
         Err(err) => {
             eprintln!("vpc-flow-alert: configuration error: {err}");
@@ -357,6 +357,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         || thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
+    // A core no input is read on inflates gzip beside the scanning (one large file, say).
+    config.inflate_apart = jobs > args.files.len();
     let mut stopped: Option<ExitCode> = None;
     // S3, for `s3://` inputs and the objects of S3 notifications, started when first needed.
     let s3: OnceLock<Result<BlockingS3, String>> = OnceLock::new();

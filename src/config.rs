@@ -75,6 +75,9 @@ pub struct Config {
     pub max_decoded_bytes: usize,
     /// How incidents are kept and when they send messages.
     pub incidents: IncidentPolicy,
+    /// Whether gzip input is inflated on a thread of its own, beside the one that scans it:
+    /// by default when the machine has more than one core.
+    pub inflate_apart: bool,
 }
 
 /// Severity thresholds: distinct probed ports, distinct probed hosts.
@@ -177,6 +180,7 @@ impl RawConfig {
                 )? as u64,
                 cooldown: parse_seconds(self.cooldown.as_ref(), DEFAULT_COOLDOWN)?,
             },
+            inflate_apart: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         })
     }
 }

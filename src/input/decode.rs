@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
+use std::thread;
 
 use base64::Engine as _;
 use flate2::bufread::MultiGzDecoder;
@@ -24,6 +25,7 @@ use crate::config::Config;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
 use crate::input::events::{recognise, Event};
+use crate::input::pipe::read_apart;
 use crate::input::scan::{Report, Scanner};
 use byteclass::string_stop;
 use byteclass::swar::word;
@@ -850,14 +852,15 @@ fn read_capped(
 
 /// Scans any input, recognised from its content: gzip is inflated as it is read, JSON is
 /// decoded as an event or document, anything else is streamed as raw records.
-pub fn scan_reader(reader: impl Read, config: &Config) -> Result<Report, DecodeError> {
+pub fn scan_reader(reader: impl Read + Send, config: &Config) -> Result<Report, DecodeError> {
     scan_reader_from(reader, config, None)
 }
 
 /// [`scan_reader`], with `owner` the account the records are from when they do not say (a
 /// flow log object's key names it).
+/// Gzip is inflated on a thread of its own when `config.inflate_apart` says so.
 pub fn scan_reader_from(
-    reader: impl Read,
+    reader: impl Read + Send,
     config: &Config,
     owner: Option<&str>,
 ) -> Result<Report, DecodeError> {
@@ -867,12 +870,27 @@ pub fn scan_reader_from(
         peek(reader, |h| h.len() >= PARQUET_MAGIC.len()).map_err(DecodeError::Io)?;
     if head.starts_with(&GZIP_MAGIC) {
         let inflated = GzipMembers::new(BufReader::with_capacity(64 * 1024, reader));
-        return scan_plain(inflated, config, true, owner);
+        if config.inflate_apart {
+            return thread::scope(|scope| {
+                scan_plain(read_apart(scope, inflated), config, true, owner)
+            });
+        }
+        return scan_plain(
+            BufReader::with_capacity(64 * 1024, inflated),
+            config,
+            true,
+            owner,
+        );
     }
     if head.starts_with(PARQUET_MAGIC) {
         return Err(DecodeError::Parquet);
     }
-    scan_plain(reader, config, false, owner)
+    scan_plain(
+        BufReader::with_capacity(64 * 1024, reader),
+        config,
+        false,
+        owner,
+    )
 }
 
 /// The first bytes of `reader`, read until `enough` says so, the input ends, or [`PEEK_MAX`]
@@ -910,7 +928,7 @@ fn first_content(head: &[u8]) -> Option<u8> {
 }
 
 fn scan_plain(
-    reader: impl Read,
+    reader: impl BufRead,
     config: &Config,
     gzip: bool,
     owner: Option<&str>,
@@ -923,7 +941,6 @@ fn scan_plain(
         }
     };
     let (head, reader) = peek(reader, |h| first_content(h).is_some()).map_err(io_error)?;
-    let reader = BufReader::with_capacity(64 * 1024, reader);
     let first = first_content(&head);
     // A record never starts with a bracket: this is JSON, an event or a document (or neither).
     if matches!(first, Some(b'{' | b'[')) {
@@ -1463,6 +1480,59 @@ mod tests {
             scan_reader(&padded[..], &config()),
             Err(DecodeError::Cut { .. })
         ));
+    }
+
+    #[test]
+    fn gzip_inflated_on_a_thread_of_its_own_reads_the_same() {
+        // Lines of every length, so that chunks end anywhere in them; other sources too.
+        let lines: String = (0..40_000)
+            .map(|i| match i % 3 {
+                0 => format!("{REJECT}\n"),
+                1 => format!(
+                    "2 1 eni-{i:x} 172.31.{}.{} 172.31.0.9 1 {} 6 1 40 1 2 REJECT OK{}\n",
+                    i % 7,
+                    i % 200,
+                    i % 1000,
+                    " ".repeat(i % 37)
+                ),
+                _ => "not a record\n".to_string(),
+            })
+            .collect();
+        let whole = gzip(lines.as_bytes());
+        let mut padded = gzip(lines.as_bytes());
+        padded.extend(gzip(format!("{REJECT}\n").as_bytes()));
+        padded.extend([0u8; 300]);
+        let mut junk = padded.clone();
+        junk.extend(b"junk");
+        let json = gzip(event(&document(&[REJECT; 3])).as_bytes());
+        let inputs = [
+            ("whole", whole.clone()),
+            ("cut", whole[..whole.len() * 2 / 3].to_vec()),
+            ("two members and padding", padded),
+            ("junk after the padding", junk),
+            ("an event, gzipped", json),
+            ("only the magic", GZIP_MAGIC.to_vec()),
+        ];
+        let read = |input: &[u8], apart: bool| {
+            let config = Config {
+                inflate_apart: apart,
+                ..config()
+            };
+            // The first bytes a few at a time, as a pipe may hand them out.
+            let (head, rest) = input.split_at(input.len().min(3));
+            match scan_reader(Trickle(head).chain(rest), &config) {
+                Ok(report) => format!("{report:?}"),
+                Err(DecodeError::Cut { read, cause }) => format!("{read:?} then {cause}"),
+                Err(other) => other.to_string(),
+            }
+        };
+        for (name, input) in &inputs {
+            let here = read(input, false);
+            assert_eq!(here, read(input, true), "{name}");
+            if *name == "whole" {
+                assert!(here.contains("findings: 26667"), "{here:.300}");
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::input::scan::Report;
 /// Scans one file, or standard input for `-`.
 pub fn scan_path(path: &Path, config: &Config) -> Result<Report, DecodeError> {
     if path.as_os_str() == "-" {
-        return scan_reader(io::stdin().lock(), config);
+        return scan_reader(io::stdin(), config);
     }
     let file = File::open(path)
         .map_err(|e| DecodeError::Io(io::Error::new(e.kind(), format!("cannot open: {e}"))))?;

@@ -3,4 +3,5 @@
 pub mod decode;
 pub mod events;
 pub mod files;
+pub mod pipe;
 pub mod scan;

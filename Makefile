@@ -11,7 +11,7 @@ CARGO ?= cargo
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit arm64 e2e template events bench measure measure-vrl soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit arm64 e2e template events bench measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -177,6 +177,16 @@ measure-vrl: $(VENV)/.installed
 	$(CARGO) build --release
 	$(CARGO) build --release --manifest-path benches/vrl-peer/Cargo.toml --target-dir $(TARGET_DIR)/vrl-peer
 	VPC_FLOW_ALERT_BIN=$(TARGET_DIR)/release/vpc-flow-alert VRL_PEER_BIN=$(TARGET_DIR)/vrl-peer/release/vrl-peer $(VENV)/bin/python tests/e2e/vrl_peer.py
+
+## measure-json: general JSON parsers (serde_json, sonic-rs, simd-json; built apart in
+## benches/json-peer) reading the benchmark's decoded CloudWatch documents, beside the
+## benchmark's own CloudWatch rows (the project reading the same documents) in the same run.
+JSON_DOCUMENTS := $(TARGET_DIR)/json-peer/documents
+measure-json:
+	mkdir -p $(JSON_DOCUMENTS)
+	$(CARGO) build --release --manifest-path benches/json-peer/Cargo.toml --target-dir $(TARGET_DIR)/json-peer
+	PIPELINE_DOCUMENTS=$(JSON_DOCUMENTS) $(CARGO) bench --bench pipeline -- cloudwatch/
+	$(TARGET_DIR)/json-peer/release/json-peer $(JSON_DOCUMENTS)/*.json
 
 ## soak: thousands of invocations of the release binary against moto's SNS while faults are
 ## injected; checks that every alert is delivered or its event dead-lettered (a few minutes).

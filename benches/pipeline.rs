@@ -80,13 +80,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-fn event(records: &[String], extracted: bool) -> Vec<u8> {
-    let data = base64::engine::general_purpose::STANDARD.encode(gzip(&document(
-        records,
-        extracted,
-        "123456789012",
-        0,
-    )));
+/// The Lambda event carrying `document`.
+fn event(document: &[u8]) -> Vec<u8> {
+    let data = base64::engine::general_purpose::STANDARD.encode(gzip(document));
     serde_json::json!({"awslogs": {"data": data}})
         .to_string()
         .into_bytes()
@@ -213,7 +209,16 @@ fn cloudwatch(c: &mut Criterion) {
         ("extracted_20_sources", true, 20),
         ("plain_500_sources", false, 500),
     ] {
-        let event = event(&rejects(sources), extracted);
+        let document = document(&rejects(sources), extracted, "123456789012", 0);
+        // `make measure-json` has general JSON parsers read the same documents.
+        if let Some(dir) = std::env::var_os("PIPELINE_DOCUMENTS") {
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("{name}.json")),
+                &document,
+            )
+            .unwrap();
+        }
+        let event = event(&document);
         let data = serde_json::from_slice::<serde_json::Value>(&event).unwrap()["awslogs"]["data"]
             .as_str()
             .unwrap()
@@ -223,6 +228,13 @@ fn cloudwatch(c: &mut Criterion) {
         group.bench_function(format!("{name}/project"), |b| {
             b.iter(|| {
                 let report = scan_json(black_box(&event), &config).unwrap();
+                black_box(alerts(&config, &report))
+            })
+        });
+        // The decoded document alone, to compare with general JSON parsers (`make measure-json`).
+        group.bench_function(format!("{name}/project_document"), |b| {
+            b.iter(|| {
+                let report = scan_json(black_box(&document), &config).unwrap();
                 black_box(alerts(&config, &report))
             })
         });

@@ -241,6 +241,16 @@ pub fn scan_json(input: &[u8], config: &Config) -> Result<Report, DecodeError> {
     if input.trim_ascii_start().starts_with(b"[") {
         return Err(DecodeError::NotAnEvent);
     }
+    // A decoded document as CloudWatch Logs writes it (one saved from a subscription, given to
+    // `check`) is read by the shortcut, as in an event; anything else by serde.
+    if input.trim_ascii_start().starts_with(br#"{"messageType":"#) {
+        if let Some((document, report)) = fast_scan(input, config) {
+            if document.is_document() {
+                document.check()?;
+                return Ok(report);
+            }
+        }
+    }
     let outer: LogsDocument<'_> = serde_json::from_slice(input).map_err(DecodeError::Json)?;
     if let Some(awslogs) = &outer.awslogs {
         return scan_event_data(&awslogs.data, config);
@@ -1252,6 +1262,37 @@ mod tests {
             ["eni-1235b8ca123456789-all"]
         );
         assert!(from_event.fingerprint.is_some());
+        // As CloudWatch Logs writes it (the message type first, compact, extractedFields), and
+        // the same pretty-printed, with its events' records from inside and outside.
+        let inside = REJECT;
+        let outside = REJECT.replace("172.31.9.69", "198.51.100.7");
+        let events: Vec<String> = [inside, &outside, "not a record", inside]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let fields = m.split(' ').take(4).enumerate();
+                let fields: Vec<String> = fields.map(|(k, v)| format!(r#""f{k}":"{v}""#)).collect();
+                format!(
+                    r#"{{"id":"{i:056}","timestamp":1418530010000,"message":"{m}","extractedFields":{{{}}}}}"#,
+                    fields.join(",")
+                )
+            })
+            .collect();
+        let compact = format!(
+            r#"{{"messageType":"DATA_MESSAGE","owner":"123456789010","logGroup":"vpc-flow-logs","logStream":"eni-1235b8ca123456789-all","subscriptionFilters":["rejects"],"logEvents":[{}]}}"#,
+            events.join(",")
+        );
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
+        )
+        .unwrap();
+        let control = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE"}]}"#;
+        for doc in [&compact, &pretty, control] {
+            let read = |input: &str| format!("{:?}", scan_json(input.as_bytes(), &config()));
+            assert_eq!(read(doc), read(&event(doc)), "{doc}");
+        }
+        let report = scan_json(compact.as_bytes(), &config()).unwrap();
+        assert_eq!((report.counts.findings, report.counts.malformed), (2, 1));
     }
 
     #[test]

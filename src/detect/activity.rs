@@ -655,7 +655,9 @@ impl Aggregator {
             }
         }
         all.shrink_to_fit();
-        all.sort_unstable_by_key(|a| a.source);
+        // Sorted through a list of keys, each slice then moved once: sorting 83,000 slices of
+        // 256 bytes in place moves each many times.
+        all.sort_by_cached_key(|a| a.source);
         all
     }
 }

@@ -474,17 +474,33 @@ impl IncidentMemory {
             .values()
             .map(|i| (i.last_at, i.source(), i.weight()))
             .collect();
-        by_age.sort_unstable();
         let mut count = self.incidents.len();
         let mut weight: usize = by_age.iter().map(|e| e.2).sum();
-        for (_, source, w) in by_age {
-            if count <= Self::MAX_INCIDENTS * 9 / 10 && weight <= Self::MAX_WEIGHT * 9 / 10 {
-                break;
-            }
+        // The oldest that are too many go first, found without sorting them all: a delivery of
+        // tens of thousands of sources makes room every thousand of them.
+        let too_many = count.saturating_sub(Self::MAX_INCIDENTS * 9 / 10);
+        if too_many > 0 && too_many < by_age.len() {
+            by_age.select_nth_unstable(too_many);
+        }
+        let (oldest, rest) = by_age.split_at_mut(too_many.min(count));
+        for &mut (_, source, w) in oldest {
             self.incidents.remove(&source);
             count -= 1;
             weight -= w;
         }
+        // Then, if they still weigh too much, the oldest of the others.
+        if weight > Self::MAX_WEIGHT * 9 / 10 {
+            rest.sort_unstable();
+            for &mut (_, source, w) in rest {
+                if weight <= Self::MAX_WEIGHT * 9 / 10 {
+                    break;
+                }
+                self.incidents.remove(&source);
+                count -= 1;
+                weight -= w;
+            }
+        }
+        debug_assert_eq!(count, self.incidents.len());
         self.weight = weight;
     }
 }
@@ -649,10 +665,15 @@ mod tests {
         }
         let (count, _) = memory.size();
         assert!(count <= IncidentMemory::MAX_INCIDENTS, "{count}");
-        // The most recent are kept.
-        assert!(memory
-            .get(&std::net::Ipv4Addr::from(0x0a00_0000 + 10_499).into())
-            .is_some());
+        // The most recent are kept, and only they: the oldest went first.
+        let last = IncidentMemory::MAX_INCIDENTS as u32 + 500;
+        let held = |memory: &IncidentMemory, n: u32| {
+            memory
+                .get(&std::net::Ipv4Addr::from(0x0a00_0000 + n).into())
+                .is_some()
+        };
+        let kept: Vec<u32> = (0..last).filter(|&n| held(&memory, n)).collect();
+        assert_eq!(kept, ((last - count as u32)..last).collect::<Vec<_>>());
         let mut big = Activity::new("10.1.0.1".parse().unwrap());
         for n in 0..1000u32 {
             big.add(
@@ -670,5 +691,12 @@ mod tests {
         }
         let (_, weight) = memory.size();
         assert!(weight <= IncidentMemory::MAX_WEIGHT, "{weight}");
+        // Heavy ones made room by dropping the oldest light ones first.
+        let light: Vec<u32> = (0..last).filter(|&n| held(&memory, n)).collect();
+        assert!(light.len() < kept.len());
+        assert!(
+            light.iter().all(|&n| n >= last - light.len() as u32),
+            "{light:?}"
+        );
     }
 }

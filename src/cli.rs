@@ -162,7 +162,7 @@ struct CheckArgs {
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
 
-    /// Files to read; `-` reads standard input, `s3://BUCKET/KEY` an object in S3.
+    /// Files to read; `-` reads standard input (once), `s3://BUCKET/KEY` an object in S3.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
 }
@@ -329,6 +329,10 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.files.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        eprintln!("vpc-flow-alert: `-` (standard input) can be given only once");
+        return ExitCode::from(2);
+    }
     let mut outgoing: Vec<OutgoingMessage> = Vec::new();
     for unknown in config.format.unknown_fields() {
         eprintln!("vpc-flow-alert: note: field `{unknown}` is not a known flow log field; it is kept and not interpreted");
@@ -357,7 +361,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         || thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    // A core no input is read on inflates gzip beside the scanning (one large file, say).
+    // A job no input is read on inflates gzip beside the scanning (one large file, say).
     config.inflate_apart = jobs > args.files.len();
     let mut stopped: Option<ExitCode> = None;
     // S3, for `s3://` inputs and the objects of S3 notifications, started when first needed.

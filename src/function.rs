@@ -82,12 +82,20 @@ pub struct FunctionConfig {
     pub enrich: bool,
 }
 
+/// The memory at which Lambda gives a function the time of one whole vCPU.
+const ONE_VCPU_MB: u64 = 1_769;
+
 impl FunctionConfig {
     /// Reads and validates every variable; an error names the variable and the value.
     pub fn from_env(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<FunctionConfig, ConfigError> {
-        let engine = RawConfig::from_env(&lookup).validate()?;
+        let mut engine = RawConfig::from_env(&lookup).validate()?;
+        // Lambda shows a function its vCPUs whatever its memory, but gives it the time of one
+        // only at 1,769 MB: below that a second thread would only take turns with the first.
+        let memory_mb =
+            lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
+        engine.inflate_apart &= memory_mb.is_none_or(|mb| mb > ONE_VCPU_MB);
         let dry_run = match env_setting(&lookup, ENV_DRY_RUN) {
             None => false,
             Some(s) => parse_bool(&s)?,
@@ -989,6 +997,22 @@ mod tests {
         assert_eq!(c.max_alerts, 10);
         assert_eq!(c.engine.incidents.cooldown, 3600);
         assert_eq!(c.engine.incidents.window, 3600);
+    }
+
+    #[test]
+    fn gzip_is_inflated_on_a_second_thread_only_with_more_than_one_vcpu_of_time() {
+        let cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        for (memory, apart) in [
+            (None, cores),
+            (Some("1024"), false),
+            (Some("1769"), false),
+            (Some("3008"), cores),
+        ] {
+            let mut vars = vec![("VPC_CIDRS", "10.0.0.0/16"), ("SNS_TOPIC_ARN", ARN)];
+            vars.extend(memory.map(|m| ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", m)));
+            let c = FunctionConfig::from_env(env(&vars)).unwrap();
+            assert_eq!(c.engine.inflate_apart, apart, "{memory:?}");
+        }
     }
 
     fn function(cooldown: &str) -> Function<ScriptedSink> {

@@ -48,7 +48,10 @@ fn check_stdin(args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // A command that refuses its arguments exits without reading: the pipe is closed.
+    if let Err(e) = child.stdin.take().unwrap().write_all(input) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -283,6 +286,11 @@ fn stdin_is_read_for_a_dash() {
     let out = check_stdin(&["--vpc-cidr", VPC, "--output", "json", "-"], &event);
     assert_eq!(alerts(&out).len(), 1);
     assert!(stderr(&out).contains("-: 26 records"));
+    // Twice would have two readers share one stream: refused, and nothing is read.
+    let out = check_stdin(&["--vpc-cidr", VPC, "--jobs", "2", "-", "-"], &event);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("standard input"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -691,12 +691,20 @@ mod tests {
         }
         let (_, weight) = memory.size();
         assert!(weight <= IncidentMemory::MAX_WEIGHT, "{weight}");
-        // Heavy ones made room by dropping the oldest light ones first.
-        let light: Vec<u32> = (0..last).filter(|&n| held(&memory, n)).collect();
-        assert!(light.len() < kept.len());
-        assert!(
-            light.iter().all(|&n| n >= last - light.len() as u32),
-            "{light:?}"
+        // The heavy ones made room by dropping the oldest first: every light one (older), then
+        // the heavy ones first tracked (the same time, the lower addresses first).
+        assert!((0..last).all(|n| !held(&memory, n)));
+        let heavy: Vec<u32> = (0..1000u32)
+            .filter(|&n| {
+                memory
+                    .get(&std::net::Ipv4Addr::from(0x0b00_0000 + n).into())
+                    .is_some()
+            })
+            .collect();
+        assert!(heavy.len() < 1000, "{}", heavy.len());
+        assert_eq!(
+            heavy,
+            ((1000 - heavy.len() as u32)..1000).collect::<Vec<_>>()
         );
     }
 }

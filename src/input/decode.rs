@@ -1262,8 +1262,9 @@ mod tests {
             ["eni-1235b8ca123456789-all"]
         );
         assert!(from_event.fingerprint.is_some());
-        // As CloudWatch Logs writes it (the message type first, compact, extractedFields), and
-        // the same pretty-printed, with its events' records from inside and outside.
+        // As CloudWatch Logs writes it (the message type first, compact, extractedFields), read
+        // by the shortcut; pretty-printed with its keys sorted, read by serde; records from
+        // inside and outside.
         let inside = REJECT;
         let outside = REJECT.replace("172.31.9.69", "198.51.100.7");
         let events: Vec<String> = [inside, &outside, "not a record", inside]
@@ -1293,6 +1294,11 @@ mod tests {
         }
         let report = scan_json(compact.as_bytes(), &config()).unwrap();
         assert_eq!((report.counts.findings, report.counts.malformed), (2, 1));
+        let by_serde: LogsDocument = serde_json::from_str(&compact).unwrap();
+        assert_eq!(
+            format!("{report:?}"),
+            format!("{:?}", by_serde.scan(&config()))
+        );
     }
 
     #[test]

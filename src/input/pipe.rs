@@ -4,7 +4,9 @@
 //! of the file.
 
 use std::io::{self, BufRead, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::Scope;
 
 /// Bytes in a chunk: handing one over costs microseconds, inflating it a fraction of a
@@ -18,16 +20,22 @@ const AHEAD: usize = 2;
 type Handed = io::Result<(Vec<u8>, usize)>;
 
 /// The bytes of `reader`, read on a thread of `scope` as fast as they are taken. When the
-/// [`ReadApart`] is dropped, the thread stops after its current read.
+/// [`ReadApart`] is dropped (the scanner stopped early), the thread stops once the read under
+/// way returns: the scope then ends without waiting for more input.
 pub fn read_apart<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     mut reader: R,
 ) -> ReadApart {
     let (hand, handed) = sync_channel::<Handed>(AHEAD);
     let (give_back, given_back) = sync_channel::<Vec<u8>>(AHEAD + 2);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopped);
     scope.spawn(move || loop {
         let mut chunk = given_back.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-        let (filled, error) = fill(&mut reader, &mut chunk);
+        let (filled, error) = fill(&mut reader, &mut chunk, &stop);
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         if filled > 0 && hand.send(Ok((chunk, filled))).is_err() {
             return;
         }
@@ -44,17 +52,18 @@ pub fn read_apart<'scope, R: Read + Send + 'scope>(
     ReadApart {
         handed,
         give_back,
+        stopped,
         chunk: Vec::new(),
         at: 0,
         end: 0,
     }
 }
 
-/// Reads into `chunk` until it is full or the input ends; how much was read, and the error
-/// that stopped the reading, if one did.
-fn fill(reader: &mut impl Read, chunk: &mut [u8]) -> (usize, Option<io::Error>) {
+/// Reads into `chunk` until it is full, the input ends or `stop` is set; how much was read,
+/// and the error that stopped the reading, if one did.
+fn fill(reader: &mut impl Read, chunk: &mut [u8], stop: &AtomicBool) -> (usize, Option<io::Error>) {
     let mut filled = 0;
-    while filled < chunk.len() {
+    while filled < chunk.len() && !stop.load(Ordering::Relaxed) {
         match reader.read(&mut chunk[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
@@ -70,6 +79,8 @@ fn fill(reader: &mut impl Read, chunk: &mut [u8]) -> (usize, Option<io::Error>) 
 pub struct ReadApart {
     handed: Receiver<Handed>,
     give_back: SyncSender<Vec<u8>>,
+    /// Set when the scanner is done with the input.
+    stopped: Arc<AtomicBool>,
     chunk: Vec<u8>,
     at: usize,
     end: usize,
@@ -96,6 +107,12 @@ impl BufRead for ReadApart {
 
     fn consume(&mut self, amount: usize) {
         self.at = (self.at + amount).min(self.end);
+    }
+}
+
+impl Drop for ReadApart {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -198,5 +215,29 @@ mod tests {
             apart.read_exact(&mut first).unwrap();
             assert!(first.iter().all(|&b| b == b'x'));
         });
+        // A slow pipe, a byte at a time: the thread stops at its next read, not once a whole
+        // chunk has come (a writer that has stopped writing never fills one).
+        struct Slow(std::sync::mpsc::Receiver<()>);
+        impl Read for Slow {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                if self.0.try_recv().is_ok() {
+                    panic!("still reading a second after the scanner stopped");
+                }
+                buf[0] = b'y';
+                Ok(1)
+            }
+        }
+        let (late, too_late) = std::sync::mpsc::channel();
+        let alarm = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let _ = late.send(());
+        });
+        std::thread::scope(|scope| {
+            let apart = read_apart(scope, Slow(too_late));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(apart);
+        });
+        alarm.join().unwrap();
     }
 }

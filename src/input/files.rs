@@ -3,7 +3,8 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::channel;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 
 use crate::config::Config;
@@ -21,9 +22,12 @@ pub fn scan_path(path: &Path, config: &Config) -> Result<Report, DecodeError> {
 }
 
 /// Scans `paths` with `scan` on `jobs` threads and gives each result to `each` in the order of `paths`,
-/// as soon as it and those before it are ready. Worker `w` takes the inputs `w`, `w + jobs`,
-/// ... and is at most one result ahead of the consumer, so memory holds at most `2 * jobs`
-/// reports, whatever the number of inputs. `each` returns false to stop early.
+/// as soon as it and those before it are ready. A thread that is done takes the next input not
+/// yet taken, so one large file keeps one core busy while the others read the rest; but no
+/// input is taken more than `2 * jobs` places ahead of the one `each` waits for, so memory holds
+/// at most `2 * jobs` reports, whatever the number and sizes of the inputs. `each` returns false
+/// to stop early: inputs being read are finished, no other is taken. A panic in `scan` stops
+/// the others and is raised again here.
 pub fn scan_in_order(
     paths: &[PathBuf],
     scan: impl Fn(&Path) -> Result<Report, DecodeError> + Sync,
@@ -39,31 +43,115 @@ pub fn scan_in_order(
         }
         return;
     }
-    let scan = &scan;
+    let window = 2 * jobs;
+    let turns = Turns {
+        state: Mutex::new(Turn {
+            next: 0,
+            given: 0,
+            stop: false,
+        }),
+        moved: Condvar::new(),
+    };
+    let (send, receive) = channel();
+    let (scan, turns) = (&scan, &turns);
     thread::scope(|scope| {
-        let receivers: Vec<_> = (0..jobs)
-            .map(|w| {
-                let (send, receive) = sync_channel(1);
-                scope.spawn(move || {
-                    for path in paths.iter().skip(w).step_by(jobs) {
-                        // The consumer hung up (it stopped early): nothing more to do.
-                        if send.send(scan(path)).is_err() {
-                            return;
-                        }
+        for _ in 0..jobs {
+            let send = send.clone();
+            scope.spawn(move || {
+                // Whatever ends this thread, a panic above all, wakes the others to stop
+                // rather than wait for a turn the consumer will never give.
+                let _stop = StopOnPanic(turns);
+                while let Some(i) = turns.take(paths.len(), window) {
+                    // The consumer hung up (it stopped early): nothing more to do.
+                    if send.send((i, scan(&paths[i]))).is_err() {
+                        return;
                     }
-                });
-                receive
-            })
-            .collect();
+                }
+            });
+        }
+        drop(send);
+        // Results that came before their turn, by position modulo the window.
+        let mut early: Vec<Option<Result<Report, DecodeError>>> =
+            (0..window).map(|_| None).collect();
         for (i, path) in paths.iter().enumerate() {
-            let Ok(result) = receivers[i % jobs].recv() else {
-                return;
+            let result = loop {
+                if let Some(result) = early[i % window].take() {
+                    break result;
+                }
+                // Every thread ended without this input's result: one panicked, and the scope
+                // raises its panic once this returns.
+                let Ok((at, result)) = receive.recv() else {
+                    return;
+                };
+                early[at % window] = Some(result);
             };
+            turns.given(i + 1);
             if !each(path, result) {
+                turns.stop();
                 return;
             }
         }
     });
+}
+
+/// Which input the threads of [`scan_in_order`] take next, and how far they may go.
+struct Turns {
+    state: Mutex<Turn>,
+    moved: Condvar,
+}
+
+struct Turn {
+    /// The first input no thread has taken.
+    next: usize,
+    /// How many results the consumer has been given.
+    given: usize,
+    stop: bool,
+}
+
+impl Turns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turn> {
+        // The lock is only held to read and write these numbers: nothing can be left half done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next input to read, once it is within `window` of the one the consumer waits for;
+    /// `None` when there is none left or the consumer stopped.
+    fn take(&self, len: usize, window: usize) -> Option<usize> {
+        let mut turn = self.lock();
+        loop {
+            if turn.stop || turn.next >= len {
+                return None;
+            }
+            if turn.next < turn.given + window {
+                turn.next += 1;
+                return Some(turn.next - 1);
+            }
+            turn = self
+                .moved
+                .wait(turn)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn given(&self, given: usize) {
+        self.lock().given = given;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.moved.notify_all();
+    }
+}
+
+struct StopOnPanic<'a>(&'a Turns);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.stop();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +204,98 @@ mod tests {
         );
         assert_eq!(taken, 3, "stopping early stops");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A result that names the input it came from.
+    fn named(path: &Path) -> Result<Report, DecodeError> {
+        Err(DecodeError::Io(io::Error::other(
+            path.display().to_string(),
+        )))
+    }
+
+    #[test]
+    fn a_slow_input_leaves_the_others_to_the_other_threads_within_the_window() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        let paths: Vec<PathBuf> = (0..12).map(|i| PathBuf::from(i.to_string())).collect();
+        let started = Mutex::new(Vec::new());
+        let done = AtomicUsize::new(0);
+        let mut order = Vec::new();
+        scan_in_order(
+            &paths,
+            |path| {
+                let i: usize = path.to_str().unwrap().parse().unwrap();
+                started.lock().unwrap().push(i);
+                if i == 0 {
+                    // A large first file: the other thread reads the next ones meanwhile (one
+                    // thread each, in turn, would leave input 2 waiting behind this one).
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while done.load(Ordering::SeqCst) < 3 {
+                        assert!(
+                            Instant::now() < deadline,
+                            "inputs 1 to 3 were not read beside input 0"
+                        );
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    // Time for a thread to take input 4 if the window let it.
+                    thread::sleep(Duration::from_millis(100));
+                    let mut seen = started.lock().unwrap().clone();
+                    seen.sort();
+                    assert_eq!(
+                        seen,
+                        [0, 1, 2, 3],
+                        "two threads go at most four inputs ahead"
+                    );
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                named(path)
+            },
+            2,
+            |path, result| {
+                let Err(DecodeError::Io(e)) = result else {
+                    panic!("not the test's result")
+                };
+                assert_eq!(
+                    e.to_string(),
+                    path.display().to_string(),
+                    "each result with its input"
+                );
+                order.push(path.to_owned());
+                true
+            },
+        );
+        assert_eq!(order, paths, "handed over in input order");
+        assert_eq!(
+            started.into_inner().unwrap().len(),
+            12,
+            "each input read once"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_reading_an_input_is_raised_not_waited_on() {
+        let paths: Vec<PathBuf> = (0..20).map(|i| PathBuf::from(i.to_string())).collect();
+        for jobs in [2, 3] {
+            let mut given = 0;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                scan_in_order(
+                    &paths,
+                    |path| {
+                        assert_ne!(path, Path::new("2"), "a bug while reading input 2");
+                        named(path)
+                    },
+                    jobs,
+                    |_, _| {
+                        given += 1;
+                        true
+                    },
+                )
+            }));
+            assert!(outcome.is_err(), "{jobs} jobs: the panic is raised");
+            assert_eq!(
+                given, 2,
+                "{jobs} jobs: the inputs before it are given, none after"
+            );
+        }
     }
 }

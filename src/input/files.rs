@@ -24,10 +24,10 @@ pub fn scan_path(path: &Path, config: &Config) -> Result<Report, DecodeError> {
 /// Scans `paths` with `scan` on `jobs` threads and gives each result to `each` in the order of `paths`,
 /// as soon as it and those before it are ready. A thread that is done takes the next input not
 /// yet taken, so one large file keeps one core busy while the others read the rest; but no
-/// input is taken more than `2 * jobs` places ahead of the one `each` waits for, so memory holds
+/// input is taken `2 * jobs` places or more ahead of the one `each` waits for, so memory holds
 /// at most `2 * jobs` reports, whatever the number and sizes of the inputs. `each` returns false
-/// to stop early: inputs being read are finished, no other is taken. A panic in `scan` stops
-/// the others and is raised again here.
+/// to stop early: inputs being read are finished, no other is taken. A panic in `scan` or in
+/// `each` stops the other threads and is raised again here.
 pub fn scan_in_order(
     paths: &[PathBuf],
     scan: impl Fn(&Path) -> Result<Report, DecodeError> + Sync,
@@ -51,18 +51,20 @@ pub fn scan_in_order(
             stop: false,
         }),
         moved: Condvar::new(),
+        len: paths.len(),
+        window,
     };
-    let (send, receive) = channel();
     let (scan, turns) = (&scan, &turns);
     thread::scope(|scope| {
+        let (send, receive) = channel();
         for _ in 0..jobs {
             let send = send.clone();
             scope.spawn(move || {
-                // Whatever ends this thread, a panic above all, wakes the others to stop
-                // rather than wait for a turn the consumer will never give.
-                let _stop = StopOnPanic(turns);
-                while let Some(i) = turns.take(paths.len(), window) {
-                    // The consumer hung up (it stopped early): nothing more to do.
+                // However this thread ends, a panic above all, the others stop rather than
+                // wait for a turn that will never come.
+                let _stop = StopOnDrop(turns);
+                while let Some(i) = turns.take() {
+                    // The consumer is gone (it stopped early, or panicked): nothing more to do.
                     if send.send((i, scan(&paths[i]))).is_err() {
                         return;
                     }
@@ -70,7 +72,11 @@ pub fn scan_in_order(
             });
         }
         drop(send);
-        // Results that came before their turn, by position modulo the window.
+        // However the consumer leaves (done, stopped early, a panic in `each`), no thread waits
+        // for a turn; `receive` goes with it, so a thread that finishes an input stops there.
+        let _stop = StopOnDrop(turns);
+        // Results that came before their turn, by position modulo the window: those pending
+        // are all within the window of the one awaited, so no two share a place.
         let mut early: Vec<Option<Result<Report, DecodeError>>> =
             (0..window).map(|_| None).collect();
         for (i, path) in paths.iter().enumerate() {
@@ -83,13 +89,13 @@ pub fn scan_in_order(
                 let Ok((at, result)) = receive.recv() else {
                     return;
                 };
+                debug_assert!(early[at % window].is_none(), "two results in one place");
                 early[at % window] = Some(result);
             };
-            turns.given(i + 1);
             if !each(path, result) {
-                turns.stop();
                 return;
             }
+            turns.given(i + 1);
         }
     });
 }
@@ -98,12 +104,16 @@ pub fn scan_in_order(
 struct Turns {
     state: Mutex<Turn>,
     moved: Condvar,
+    /// How many inputs there are.
+    len: usize,
+    /// How far ahead of the result awaited an input may be taken.
+    window: usize,
 }
 
 struct Turn {
     /// The first input no thread has taken.
     next: usize,
-    /// How many results the consumer has been given.
+    /// How many results the consumer is done with.
     given: usize,
     stop: bool,
 }
@@ -114,15 +124,15 @@ impl Turns {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next input to read, once it is within `window` of the one the consumer waits for;
-    /// `None` when there is none left or the consumer stopped.
-    fn take(&self, len: usize, window: usize) -> Option<usize> {
+    /// The next input to read, once it is within the window of the one the consumer waits
+    /// for; `None` when there is none left or the consumer is gone.
+    fn take(&self) -> Option<usize> {
         let mut turn = self.lock();
         loop {
-            if turn.stop || turn.next >= len {
+            if turn.stop || turn.next >= self.len {
                 return None;
             }
-            if turn.next < turn.given + window {
+            if turn.next < turn.given + self.window {
                 turn.next += 1;
                 return Some(turn.next - 1);
             }
@@ -144,13 +154,12 @@ impl Turns {
     }
 }
 
-struct StopOnPanic<'a>(&'a Turns);
+/// Stops every thread's taking of inputs when dropped.
+struct StopOnDrop<'a>(&'a Turns);
 
-impl Drop for StopOnPanic<'_> {
+impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
-        if thread::panicking() {
-            self.0.stop();
-        }
+        self.0.stop();
     }
 }
 
@@ -272,30 +281,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_panic_while_reading_an_input_is_raised_not_waited_on() {
-        let paths: Vec<PathBuf> = (0..20).map(|i| PathBuf::from(i.to_string())).collect();
-        for jobs in [2, 3] {
-            let mut given = 0;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    /// Runs `scan_in_order` on 20 inputs on a thread of its own: whether it panicked, and how
+    /// many results `each` was given; a failure, not a hang, if it does not return.
+    fn run_apart(
+        jobs: usize,
+        scan_panics_at: Option<&'static str>,
+        each_panics_at: Option<usize>,
+    ) -> (bool, usize) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let given = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&given);
+        let (done, outcome) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let paths: Vec<PathBuf> = (0..20).map(|i| PathBuf::from(i.to_string())).collect();
+            let run = std::panic::catch_unwind(|| {
                 scan_in_order(
                     &paths,
                     |path| {
-                        assert_ne!(path, Path::new("2"), "a bug while reading input 2");
+                        assert_ne!(path.to_str(), scan_panics_at, "a bug while reading");
                         named(path)
                     },
                     jobs,
                     |_, _| {
-                        given += 1;
+                        let n = counted.fetch_add(1, Ordering::SeqCst);
+                        assert_ne!(Some(n), each_panics_at, "a bug while reporting");
                         true
                     },
                 )
-            }));
-            assert!(outcome.is_err(), "{jobs} jobs: the panic is raised");
+            });
+            let _ = done.send(run.is_err());
+        });
+        let panicked = outcome
+            .recv_timeout(Duration::from_secs(30))
+            .expect("scan_in_order returned");
+        (panicked, given.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_panic_while_reading_an_input_is_raised_not_waited_on() {
+        for jobs in [2, 3] {
+            let (panicked, given) = run_apart(jobs, Some("2"), None);
+            assert!(panicked, "{jobs} jobs: the panic is raised");
             assert_eq!(
                 given, 2,
                 "{jobs} jobs: the inputs before it are given, none after"
             );
         }
+    }
+
+    #[test]
+    fn a_panic_while_reporting_an_input_is_raised_not_waited_on() {
+        for jobs in [2, 3] {
+            let (panicked, given) = run_apart(jobs, None, Some(1));
+            assert!(panicked, "{jobs} jobs: the panic is raised");
+            assert_eq!(given, 2, "{jobs} jobs: nothing is given after it");
+        }
+        assert_eq!(
+            run_apart(2, None, None),
+            (false, 20),
+            "without a panic, all of them"
+        );
     }
 }

@@ -170,6 +170,15 @@ def subscriber(moto):
     return Subscriber(moto)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client goes away mid-connection (a function process killed at the
+    end of a test or a measurement); any other error is printed as usual."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class RuntimeApi:
     """The Lambda Runtime API (2018-06-01) for one function process."""
 
@@ -226,7 +235,7 @@ class RuntimeApi:
                         api.done.notify_all()
                 self.reply(202, b"{}", {"Content-Type": "application/json"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -404,7 +413,7 @@ class FaultProxy:
                 status, resp, ctype = self.forward(body)
                 return self.reply(status, resp, ctype)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

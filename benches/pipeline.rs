@@ -1,7 +1,8 @@
 //! Throughput of the pipeline against the decoders' own speed: `cargo bench --bench pipeline`
-//! (or `make bench`). Every workload is measured beside two floors in the same run: the
-//! fastest whole-buffer decoders (`base64-simd` + libdeflate) and the common ones (the
-//! `base64` crate + zlib-rs, streaming).
+//! (or `make bench`). Each workload is measured beside the floors that apply to it, in the
+//! same run: an event beside the fastest whole-buffer decoders (`base64-simd` + libdeflate) and
+//! the common ones (the `base64` crate + zlib-rs, streaming), a Kinesis batch beside the
+//! fastest, an S3 file (streamed) beside streaming inflate + a line count.
 //!
 //! - `records`: split + classify + group over 10,000 decoded records, in records per second.
 //! - `cloudwatch/*`: one Lambda event of 10,000 records, as the template's filters deliver it

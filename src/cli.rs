@@ -30,7 +30,7 @@ use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
-use crate::input::decode::DecodeError;
+use crate::input::decode::{read_in_part, DecodeError};
 use crate::input::events::ObjectRef;
 use crate::input::files::{scan_in_order, scan_path};
 use crate::input::scan::Report;
@@ -484,10 +484,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             ));
         }
         if let Some(cause) = cut {
-            eprintln!(
-                "vpc-flow-alert: {name}: {cause} (cut off after {} records; the alerts above are from what came before)",
-                report.counts.records
-            );
+            let read = read_in_part(&cause, report.counts.records);
+            eprintln!("vpc-flow-alert: {name}: {cause} ({read})");
             failed = true;
         }
         true

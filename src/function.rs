@@ -197,8 +197,8 @@ pub struct Outcome {
     pub batch: Option<BatchResponse>,
 }
 
-/// One part of an event read: its reports, or why it cannot be read.
-type PartRead = Result<Vec<Report>, String>;
+/// One part of an event read: the reports of what was read, and why it was not read whole.
+type PartRead = (Vec<Report>, Option<String>);
 
 /// The partial batch response of a Kinesis or an SQS batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -564,7 +564,8 @@ impl<S: AlertSink> Function<S> {
     /// the objects of a notification) go through the incidents each as a delivery of its own,
     /// then publish once (see [`Function::deliver`]). A Kinesis or SQS item that cannot be read is named in
     /// the outcome's batch item failures while the others' alerts go out; an S3 object that
-    /// cannot be read fails a direct or EventBridge invocation, after the others' alerts.
+    /// cannot be read whole fails a direct or EventBridge invocation, after the others' alerts
+    /// and those of what was read of it (an object cut off: its rejects before the cut).
     pub async fn invoke(
         &self,
         payload: &[u8],
@@ -582,9 +583,13 @@ impl<S: AlertSink> Function<S> {
             Event::Kinesis(items) => {
                 batch = Some(BatchResponse::Kinesis(KinesisEventResponse::default()));
                 for item in items {
-                    let read = scan_compressed_document(&item.data, &self.config.engine)
-                        .map(|report| vec![report])
-                        .map_err(|e| format!("Kinesis record {}: {e}", item.sequence_number));
+                    let read = match scan_compressed_document(&item.data, &self.config.engine) {
+                        Ok(report) => (vec![report], None),
+                        Err(e) => (
+                            vec![],
+                            Some(format!("Kinesis record {}: {e}", item.sequence_number)),
+                        ),
+                    };
                     parts.push((Some(item.sequence_number), read));
                 }
             }
@@ -592,7 +597,7 @@ impl<S: AlertSink> Function<S> {
                 for object in objects {
                     let read = match object {
                         Ok(object) => self.read_objects(&[object]).await,
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => (vec![], Some(e.to_string())),
                     };
                     parts.push((None, read));
                 }
@@ -602,7 +607,10 @@ impl<S: AlertSink> Function<S> {
                 for item in items {
                     let read = match item.objects {
                         Ok(objects) => self.read_objects(&objects).await,
-                        Err(e) => Err(format!("SQS message {}: {e}", item.message_id)),
+                        Err(e) => (
+                            vec![],
+                            Some(format!("SQS message {}: {e}", item.message_id)),
+                        ),
                     };
                     parts.push((Some(item.message_id), read));
                 }
@@ -610,10 +618,12 @@ impl<S: AlertSink> Function<S> {
         }
         let mut reports = Vec::new();
         let mut errors = Vec::new();
-        for (item, read) in parts {
-            match read {
-                Ok(read) => reports.extend(read),
-                Err(err) => {
+        for (item, (read, failed)) in parts {
+            // What was read of a part that failed (an object cut off) still goes through.
+            reports.extend(read);
+            match failed {
+                None => {}
+                Some(err) => {
                     tracing::error!(error = %err, "cannot read this part of the event");
                     errors.push(err);
                     match (&mut batch, item) {
@@ -655,25 +665,26 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Reads S3 objects; the first that cannot be read is the error.
+    /// Reads S3 objects; the first that cannot be read whole is the error, after what was read
+    /// of it and of the objects before it.
     async fn read_objects(&self, objects: &[ObjectRef]) -> PartRead {
         let Some(client) = &self.s3 else {
-            return Err("an S3 notification, but the function has no S3 client".into());
+            let why = "an S3 notification, but the function has no S3 client";
+            return (vec![], Some(why.into()));
         };
         let skipped = |why: &str| tracing::info!("skipped: {why}");
-        let reports = scan_objects(
+        let read = scan_objects(
             client,
             objects,
             &self.config.engine,
             Wanted::FlowLogKeys,
             skipped,
         )
-        .await
-        .map_err(|e| e.to_string())?;
-        for report in &reports {
+        .await;
+        for report in &read.reports {
             tracing::info!(region = ?report.region, "object read: {report}");
         }
-        Ok(reports)
+        (read.reports, read.error.map(|e| e.to_string()))
     }
 
     /// Handles a CloudWatch Logs subscription event; `deadline` is the invocation's.

@@ -10,6 +10,8 @@ use base64::Engine as _;
 const VPC: &str = "10.0.0.0/16";
 const REJECT: &str =
     "2 111122223333 eni-1 10.0.1.5 10.0.2.9 40000 22 6 1 40 1764195240 1764195300 REJECT OK";
+/// The header line of an S3 file in the default format.
+const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
 
 fn dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile");
@@ -46,8 +48,27 @@ fn document(messages: &[&str]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// How standard input is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Pipe {
+    /// In one write.
+    Whole,
+    /// One byte, then the rest a moment later: the first read of `check` gets one byte.
+    Trickle,
+}
+
 /// Runs `check` under `/usr/bin/time` when it exists, to read the peak memory (KiB).
 fn run(args: &[&str], stdin: Option<&[u8]>) -> (Output, Option<u64>) {
+    run_with(args, stdin, Pipe::Whole, &[])
+}
+
+/// [`run`], with standard input written as `pipe` says and `env` set.
+fn run_with(
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    pipe: Pipe,
+    env: &[(&str, &str)],
+) -> (Output, Option<u64>) {
     let timed = Path::new("/usr/bin/time").exists();
     let mut cmd = if timed {
         let mut c = Command::new("/usr/bin/time");
@@ -60,14 +81,22 @@ fn run(args: &[&str], stdin: Option<&[u8]>) -> (Output, Option<u64>) {
         .env_remove("FLOW_LOG_FORMAT")
         .env_remove("IGNORE_SOURCE_CIDRS")
         .env_remove("MAX_DECODED_BYTES")
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
-    if let Some(bytes) = stdin {
-        input.write_all(bytes).unwrap();
+    match (stdin, pipe) {
+        (Some(bytes), Pipe::Trickle) if bytes.len() > 1 => {
+            input.write_all(&bytes[..1]).unwrap();
+            input.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            input.write_all(&bytes[1..]).unwrap();
+        }
+        (Some(bytes), _) => input.write_all(bytes).unwrap(),
+        (None, _) => {}
     }
     drop(input);
     let out = child.wait_with_output().unwrap();
@@ -83,6 +112,8 @@ struct Case {
     name: &'static str,
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
+    pipe: Pipe,
+    env: Vec<(&'static str, String)>,
     exit: i32,
     /// Text expected on stderr.
     says: &'static str,
@@ -103,6 +134,8 @@ fn case(name: &'static str, input: Vec<u8>, exit: i32, says: &'static str) -> Ca
             path,
         ],
         stdin: None,
+        pipe: Pipe::Whole,
+        env: vec![],
         exit,
         says,
         alerts: vec![],
@@ -243,10 +276,7 @@ fn cases() -> Vec<Case> {
     let reordered = "srcaddr dstaddr dstport action log-status\n10.0.1.6 10.0.2.2 22 REJECT OK\n";
     let mut concatenated = case(
         "concatenated-s3-files.log",
-        format!(
-            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n{REJECT}\n{reordered}"
-        )
-        .into_bytes(),
+        format!("{HEADER}\n{REJECT}\n{reordered}").into_bytes(),
         0,
         "2 records, 0 malformed, 2 rejects, 2 findings, 2 sources",
     );
@@ -282,15 +312,80 @@ fn cases() -> Vec<Case> {
     stdin.stdin = Some(REJECT.as_bytes().to_vec());
     stdin.alerts = vec!["10.0.1.5"];
     cases.push(stdin);
+    // `aws s3 cp s3://... - | check -`: the first read of standard input may return one byte
+    // of the gzip stream, or only the line break before an event; the input is recognised
+    // from enough bytes however the pipe hands them out.
+    for (name, input, says) in [
+        (
+            "stdin-gzip-one-byte-first",
+            gzip(format!("{REJECT}\n{REJECT}\n").as_bytes()),
+            "-: 2 records, 0 malformed",
+        ),
+        (
+            "stdin-event-after-a-line-break",
+            [&b"\n"[..], &event(&gzip(&document(&[REJECT])))].concat(),
+            "-: 1 records, 0 malformed",
+        ),
+    ] {
+        let mut trickled = case(name, vec![], 0, says);
+        trickled.args.pop();
+        trickled.args.push("-".into());
+        trickled.stdin = Some(input);
+        trickled.pipe = Pipe::Trickle;
+        trickled.alerts = vec!["10.0.1.5"];
+        cases.push(trickled);
+    }
+    // A later header naming no usable format (no `action`): its records are counted malformed
+    // rather than read with the format before it, the other files' rejects are reported, and
+    // the input fails.
+    let mut refused = case(
+        "concatenated-refused-header.log",
+        format!("{HEADER}\n{REJECT}\nversion srcaddr dstaddr\n2 10.0.1.7 10.0.2.2\n{reordered}")
+            .into_bytes(),
+        1,
+        "a header line after 1 records does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed; the others are read and reported)",
+    );
+    refused.alerts = vec!["10.0.1.5", "10.0.1.6"];
+    cases.push(refused);
+    // Zero padding after the last gzip member, as some tools leave it: read as gzip tools do.
+    let mut padded = gzip(format!("{REJECT}\n").as_bytes());
+    padded.extend_from_slice(&[0; 512]);
+    let mut padded = case("zero-padded.log.gz", padded, 0, "1 records, 0 malformed");
+    padded.alerts = vec!["10.0.1.5"];
+    cases.push(padded);
+    // An event pasted from another tool: its base64 wrapped at 76 columns and without its
+    // padding.
+    let data = (1..8)
+        .map(|n| {
+            base64::engine::general_purpose::STANDARD.encode(gzip(&document(&vec![REJECT; n])))
+        })
+        .find(|data| data.ends_with('='))
+        .expect("some number of events gives base64 with padding");
+    let lines: Vec<&str> = data
+        .trim_end_matches('=')
+        .as_bytes()
+        .chunks(76)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    let pasted = format!(r#"{{"awslogs":{{"data":"{}"}}}}"#, lines.join("\\n"));
+    let mut wrapped = case("wrapped-base64.json", pasted.into_bytes(), 0, "0 malformed");
+    wrapped.alerts = vec!["10.0.1.5"];
+    cases.push(wrapped);
     let config_case = |name, args: &[&str], exit, says| Case {
         name,
         args: args.iter().map(|s| s.to_string()).collect(),
         stdin: None,
+        pipe: Pipe::Whole,
+        env: vec![],
         exit,
         says,
         alerts: vec![],
     };
     let events = concat!(env!("CARGO_MANIFEST_DIR"), "/events/internal-reject.json");
+    // The limit is on the decoded data: the event's file is smaller than it, its document
+    // larger.
+    let port_scan = concat!(env!("CARGO_MANIFEST_DIR"), "/events/port-scan.json");
+    assert!(std::fs::metadata(port_scan).unwrap().len() < 5000);
     cases.extend([
         config_case(
             "bad-prefix",
@@ -319,11 +414,11 @@ fn cases() -> Vec<Case> {
                 "--vpc-cidr",
                 VPC,
                 "--max-decoded-bytes",
-                "1000",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/events/port-scan.json"),
+                "5000",
+                port_scan,
             ],
             1,
-            "port-scan.json: decoded data is larger than the limit of 1000 bytes (set MAX_DECODED_BYTES or --max-decoded-bytes",
+            "port-scan.json: decoded data is larger than the limit of 5000 bytes (set MAX_DECODED_BYTES or --max-decoded-bytes",
         ),
         config_case(
             "ignored-ipv4-mapped",
@@ -345,6 +440,30 @@ fn cases() -> Vec<Case> {
             "/no/such/file.log: cannot open: No such file or directory",
         ),
     ]);
+    let mut limit_from_env = config_case(
+        "decode-limit-from-env",
+        &["check", "--vpc-cidr", VPC, port_scan],
+        1,
+        "port-scan.json: decoded data is larger than the limit of 5000 bytes",
+    );
+    limit_from_env.env = vec![("MAX_DECODED_BYTES", "5000".into())];
+    cases.push(limit_from_env);
+    // A VPC block written IPv4-mapped is folded to IPv4, as records' addresses are.
+    let mut mapped = config_case(
+        "vpc-ipv4-mapped",
+        &[
+            "check",
+            "--vpc-cidr",
+            "::ffff:10.0.0.0/112",
+            "--output",
+            "json",
+            events,
+        ],
+        0,
+        "4 rejects, 2 findings, 1 source",
+    );
+    mapped.alerts = vec!["10.0.1.25"];
+    cases.push(mapped);
     let mut unknown = config_case(
         "unknown-field",
         &[
@@ -371,7 +490,8 @@ fn hostile_inputs_get_their_expected_outcome_without_panic_or_unbounded_memory()
     let mut failures = Vec::new();
     for case in cases() {
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
-        let (out, peak) = run(&args, case.stdin.as_deref());
+        let env: Vec<(&str, &str)> = case.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (out, peak) = run_with(&args, case.stdin.as_deref(), case.pipe, &env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let alerts: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()

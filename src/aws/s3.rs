@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::input::decode::{scan_reader_from, DecodeError};
+use crate::input::decode::{read_in_part, scan_reader_from, DecodeError};
 use crate::input::events::{flow_log_key, ObjectRef};
 use crate::input::scan::Report;
 
@@ -20,6 +20,9 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 pub enum ObjectRead {
     /// Its report.
     Report(Report),
+    /// The report of what could be read, and why the rest could not
+    /// ([`ObjectError::ReadInPart`]).
+    InPart(Report, ObjectError),
     /// The object is not a flow log by its key (another service's logs, any other file): it
     /// is left alone, for this reason.
     Skipped(String),
@@ -34,6 +37,14 @@ pub enum ObjectError {
     Decode { object: String, cause: DecodeError },
     #[error("{object}: not a flow log: none of its {lines} lines is a flow log record")]
     NotFlowLog { object: String, lines: u64 },
+    /// The object was read in part (cut off, or a header naming no usable format): its report
+    /// holds what was read, `records` records.
+    #[error("{object}: {cause} ({})", read_in_part(cause, *records))]
+    ReadInPart {
+        object: String,
+        records: u64,
+        cause: DecodeError,
+    },
 }
 
 /// An S3 client for flow log objects; path-style addressing when an endpoint is configured
@@ -119,10 +130,32 @@ pub async fn scan_object(
         object: named.clone(),
         cause: format!("the reader stopped: {e}"),
     })?;
-    let mut report = scanned.map_err(|cause| ObjectError::Decode {
-        object: named.clone(),
-        cause,
-    })?;
+    // The object's region and identity, on what was read of it, whole or in part: a
+    // notification delivered twice, or retried after a cut, is then recognised.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&object.bucket, &object.key, &object.version).hash(&mut hasher);
+    let own = |report: &mut Report| {
+        report.region = layout.as_ref().map(|l| l.region.clone());
+        report.fingerprint = Some(hasher.finish());
+    };
+    let mut report = match scanned {
+        Ok(report) => report,
+        Err(DecodeError::Cut { mut read, cause }) => {
+            own(&mut read);
+            let why = ObjectError::ReadInPart {
+                object: named,
+                records: read.counts.records,
+                cause: *cause,
+            };
+            return Ok(ObjectRead::InPart(*read, why));
+        }
+        Err(cause) => {
+            return Err(ObjectError::Decode {
+                object: named,
+                cause,
+            })
+        }
+    };
     let counts = report.counts;
     if counts.records > 0 && counts.malformed == counts.records {
         return Err(ObjectError::NotFlowLog {
@@ -130,30 +163,54 @@ pub async fn scan_object(
             lines: counts.records,
         });
     }
-    report.region = layout.map(|l| l.region);
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&object.bucket, &object.key, &object.version).hash(&mut hasher);
-    report.fingerprint = Some(hasher.finish());
+    own(&mut report);
     Ok(ObjectRead::Report(report))
 }
 
-/// Reads `objects` one after the other, a report for each that is read; `skipped` hears of
-/// each object left alone. The first object that cannot be read is the error.
+/// What reading a notification's objects gave: a report for each object read, whole or in
+/// part, and the error that stopped the reading, if one did.
+#[derive(Debug)]
+pub struct ObjectsRead {
+    pub reports: Vec<Report>,
+    pub error: Option<ObjectError>,
+}
+
+/// Reads `objects` one after the other; `skipped` hears of each object left alone. The first
+/// object that cannot be read whole stops the reading: what was read of it, if anything, and
+/// of the objects before it is kept, so that its alerts go out before the error.
 pub async fn scan_objects(
     client: &aws_sdk_s3::Client,
     objects: &[ObjectRef],
     config: &Config,
     wanted: Wanted,
     skipped: impl Fn(&str),
-) -> Result<Vec<Report>, ObjectError> {
+) -> ObjectsRead {
     let mut reports = Vec::with_capacity(objects.len());
     for object in objects {
-        match scan_object(client, object, config, wanted).await? {
-            ObjectRead::Report(report) => reports.push(report),
-            ObjectRead::Skipped(why) => skipped(&why),
-        }
+        let error = match scan_object(client, object, config, wanted).await {
+            Ok(ObjectRead::Report(report)) => {
+                reports.push(report);
+                continue;
+            }
+            Ok(ObjectRead::Skipped(why)) => {
+                skipped(&why);
+                continue;
+            }
+            Ok(ObjectRead::InPart(report, why)) => {
+                reports.push(report);
+                why
+            }
+            Err(why) => why,
+        };
+        return ObjectsRead {
+            reports,
+            error: Some(error),
+        };
     }
-    Ok(reports)
+    ObjectsRead {
+        reports,
+        error: None,
+    }
 }
 
 /// A blocking reader over the chunks the download sends.
@@ -194,7 +251,10 @@ impl BlockingS3 {
         Ok(BlockingS3 { runtime, client })
     }
 
-    /// Reads `objects` as one input; `skipped` hears of each object left alone.
+    /// Reads `objects` as one input, one after the other; `skipped` hears of each object left
+    /// alone. The first object that cannot be read is the error, which names it; when it was
+    /// read in part, what was read of it and of the objects before it is reported with the
+    /// error ([`DecodeError::Cut`]).
     pub fn scan(
         &self,
         objects: &[ObjectRef],
@@ -205,18 +265,23 @@ impl BlockingS3 {
         let read =
             self.runtime
                 .block_on(scan_objects(&self.client, objects, config, wanted, skipped));
-        match read {
-            Ok(reports) => Ok(Report::combine(reports)),
-            // What came before the cut is reported, then the input fails.
-            Err(ObjectError::Decode {
-                cause: cut @ DecodeError::Cut { .. },
-                ..
-            }) => Err(cut),
-            Err(ObjectError::Decode { object, cause }) => Err(DecodeError::Item {
+        let error = match read.error {
+            None => return Ok(Report::combine(read.reports)),
+            Some(error) => error,
+        };
+        Err(match error {
+            ObjectError::ReadInPart { object, cause, .. } => DecodeError::Cut {
+                read: Box::new(Report::combine(read.reports)),
+                cause: Box::new(DecodeError::Item {
+                    item: object,
+                    cause: Box::new(cause),
+                }),
+            },
+            ObjectError::Decode { object, cause } => DecodeError::Item {
                 item: object,
                 cause: Box::new(cause),
-            }),
-            Err(other) => Err(DecodeError::Io(io::Error::other(other.to_string()))),
-        }
+            },
+            other => DecodeError::Io(io::Error::other(other.to_string())),
+        })
     }
 }

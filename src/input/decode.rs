@@ -69,19 +69,41 @@ pub enum DecodeError {
     TooLarge { limit: usize },
     #[error("invalid CloudWatch Logs document: {0}")]
     Document(String),
-    #[error("the header line does not describe a usable format: {0}")]
-    Header(crate::flow::format::FormatError),
+    #[error("{} does not describe a usable format: {why}", match after {
+        0 => "the header line".to_string(),
+        n => format!("a header line after {n} records"),
+    })]
+    Header {
+        after: u64,
+        why: crate::flow::format::FormatError,
+    },
     #[error("{0}")]
     Io(io::Error),
     #[error("a Parquet file: flow logs are read as plain text; set the flow log's file format to plain-text (DestinationOptions FileFormat=plain-text)")]
     Parquet,
-    /// The input broke off after some records were read (a partly uploaded object, an
-    /// interrupted pipe): what was read is in `read`.
-    #[error("{cause} (cut off after {} records; what came before is reported)", read.counts.records)]
+    /// The input could not be read whole, and what could is in `read`: it broke off (a partly
+    /// uploaded object, an interrupted pipe), or a header line named no usable format (the
+    /// records under it are counted malformed, the others read).
+    #[error("{cause} ({})", read_in_part(cause, read.counts.records))]
     Cut {
         read: Box<Report>,
         cause: Box<DecodeError>,
     },
+}
+
+/// What a user is told after the cause of an input read in part, `records` records read: how
+/// much of it was read.
+pub fn read_in_part(cause: &DecodeError, records: u64) -> String {
+    let mut cause = cause;
+    while let DecodeError::Item { cause: inner, .. } = cause {
+        cause = inner;
+    }
+    match cause {
+        DecodeError::Header { .. } => {
+            "the records under it are counted malformed; the others are read and reported".into()
+        }
+        _ => format!("cut off after {records} records; what came before is reported"),
+    }
 }
 
 /// The CloudWatch Logs document, and the subscription event around it: every key is optional
@@ -1041,7 +1063,7 @@ fn scan_lines_with(
             Err(e) => return Err(cut(scanner, e)),
         };
         if let Some(last) = memchr::memrchr(b'\n', buf) {
-            scan_block(&mut scanner, &buf[..=last], owner)?;
+            scan_block(&mut scanner, &buf[..=last], owner);
             reader.consume(last + 1);
             continue;
         }
@@ -1056,16 +1078,24 @@ fn scan_lines_with(
             break;
         }
         if complete {
-            scan_line(&mut scanner, &line, owner)?;
+            scan_line(&mut scanner, &line, owner);
         } else {
             scanner.unreadable_record();
         }
     }
-    Ok(scanner.finish(Origin::default()))
+    let refused = scanner.refused_header();
+    let read = scanner.finish(Origin::default());
+    match refused {
+        None => Ok(read),
+        Some((after, why)) => Err(DecodeError::Cut {
+            read: Box::new(read),
+            cause: Box::new(DecodeError::Header { after, why }),
+        }),
+    }
 }
 
 /// Scans whole lines, each ending with its line break.
-fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) -> Result<(), DecodeError> {
+fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) {
     // When some line is not text, each is checked alone, to count just those.
     let text = std::str::from_utf8(block).ok();
     let mut start = 0;
@@ -1075,28 +1105,24 @@ fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) -> Resul
         } else {
             match text {
                 // A line break is a character of its own: the cut falls between characters.
-                Some(text) => scan_text(scanner, &text[start..=end], owner)?,
-                None => scan_line(scanner, &block[start..=end], owner)?,
+                Some(text) => scan_text(scanner, &text[start..=end], owner),
+                None => scan_line(scanner, &block[start..=end], owner),
             }
         }
         start = end + 1;
     }
-    Ok(())
 }
 
 /// Scans one line that was read whole.
-fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) -> Result<(), DecodeError> {
+fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) {
     match std::str::from_utf8(line) {
         Ok(text) => scan_text(scanner, text, owner),
-        Err(_) => {
-            scanner.unreadable_record();
-            Ok(())
-        }
+        Err(_) => scanner.unreadable_record(),
     }
 }
 
 /// Scans one line of text: a record, or a header that names the format of the lines after it.
-fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) -> Result<(), DecodeError> {
+fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Every header line names the format of the lines after it: files written by two flow
     // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts with a
@@ -1108,11 +1134,13 @@ fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) -> Result<(
         .is_some_and(u8::is_ascii_lowercase)
         && FlowFormat::looks_like_header(header)
     {
-        scanner.use_format(FlowFormat::parse(header).map_err(DecodeError::Header)?);
-        return Ok(());
+        match FlowFormat::parse(header) {
+            Ok(format) => scanner.use_format(format),
+            Err(why) => scanner.refuse_format(why),
+        }
+        return;
     }
     scanner.record(text, owner);
-    Ok(())
 }
 
 /// Reads one line into `line` unless it is longer than [`MAX_LINE_BYTES`], in which case the
@@ -1220,7 +1248,7 @@ mod tests {
             if line.len() > MAX_LINE_BYTES + 1 {
                 scanner.unreadable_record();
             } else {
-                scan_line(&mut scanner, line, None).unwrap();
+                scan_line(&mut scanner, line, None);
             }
         }
         let alone = scanner.finish(Origin::default());
@@ -1824,6 +1852,54 @@ mod tests {
             assert_eq!(report.counts.findings, 1);
             assert_eq!(report.activities[0].source.to_string(), "172.31.1.1");
         }
+    }
+
+    #[test]
+    fn a_header_naming_no_usable_format_fails_the_input_after_the_rest_is_read() {
+        // Three files concatenated; the second's header has no `action`: its records cannot be
+        // judged (nor read with the first format), the third's are read with its own.
+        let file = format!(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n{REJECT}\nversion srcaddr dstaddr\n2 172.31.1.7 172.31.1.2\n2 172.31.1.8 172.31.1.2\naction srcaddr dstaddr dstport log-status\nREJECT 172.31.1.1 172.31.1.2 22 OK\n"
+        );
+        for input in [file.clone().into_bytes(), gzip(file.as_bytes())] {
+            let Err(DecodeError::Cut { read, cause }) = scan_reader(&input[..], &config()) else {
+                panic!("a refused header fails the input");
+            };
+            assert!(
+                matches!(*cause, DecodeError::Header { after: 1, .. }),
+                "{cause}"
+            );
+            assert_eq!(
+                (
+                    read.counts.records,
+                    read.counts.malformed,
+                    read.counts.findings
+                ),
+                (4, 2, 2)
+            );
+            let mut sources: Vec<_> = read.activities.iter().map(|a| a.source).collect();
+            sources.sort();
+            assert_eq!(
+                sources,
+                ["172.31.1.1", "172.31.9.69"].map(|a| a.parse::<std::net::IpAddr>().unwrap())
+            );
+            let said = DecodeError::Cut { read, cause }.to_string();
+            assert_eq!(
+                said,
+                "a header line after 1 records does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed; the others are read and reported)"
+            );
+        }
+        // The first line: nothing is read with the configured format either.
+        let Err(DecodeError::Cut { read, cause }) =
+            scan_reader(format!("srcaddr dstaddr\n{REJECT}\n").as_bytes(), &config())
+        else {
+            panic!("a refused header fails the input");
+        };
+        assert!(
+            cause.to_string().starts_with("the header line does not"),
+            "{cause}"
+        );
+        assert_eq!((read.counts.records, read.counts.malformed), (1, 1));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::detect::activity::{Activity, Aggregator};
 use crate::detect::alert::Origin;
 use crate::detect::rule::{classify, Verdict};
-use crate::flow::format::FlowFormat;
+use crate::flow::format::{FlowFormat, FormatError};
 use crate::flow::record::RecordSplitter;
 
 /// What a scan saw.
@@ -150,6 +150,11 @@ pub struct Scanner<'c> {
     splitter: RecordSplitter,
     aggregator: Aggregator,
     counts: Counts,
+    /// Whether the last header line named no usable format: the records under it cannot be
+    /// read, and count as malformed until a header that can.
+    unusable_format: bool,
+    /// The first header line refused: the records read before it, and why.
+    refused: Option<(u64, FormatError)>,
 }
 
 impl<'c> Scanner<'c> {
@@ -159,6 +164,8 @@ impl<'c> Scanner<'c> {
             splitter: RecordSplitter::default(),
             aggregator: Aggregator::default(),
             counts: Counts::default(),
+            unusable_format: false,
+            refused: None,
         }
     }
 
@@ -166,11 +173,29 @@ impl<'c> Scanner<'c> {
     /// header names the format of that file).
     pub fn use_format(&mut self, format: FlowFormat) {
         self.config.to_mut().format = format;
+        self.unusable_format = false;
+    }
+
+    /// A header line that names no usable format: the records after it, up to the next header,
+    /// are counted malformed (they are not read with the format before it), and the first such
+    /// header is kept for [`Scanner::refused_header`].
+    pub fn refuse_format(&mut self, why: FormatError) {
+        self.unusable_format = true;
+        self.refused.get_or_insert((self.counts.records, why));
+    }
+
+    /// The first header line refused, if any: the records read before it, and why.
+    pub fn refused_header(&mut self) -> Option<(u64, FormatError)> {
+        self.refused.take()
     }
 
     /// Scans one record; `owner` is the account the input came from, if it says.
     pub fn record(&mut self, line: &str, owner: Option<&str>) {
         if line.trim_ascii().is_empty() {
+            return;
+        }
+        if self.unusable_format {
+            self.unreadable_record();
             return;
         }
         self.counts.records += 1;

@@ -30,7 +30,7 @@ use crate::detect::incident::IncidentMemory;
 use crate::flow::format::{FlowFormat, DEFAULT_FORMAT};
 use crate::function::unix_now;
 use crate::function::{parse_topic_arn, DEFAULT_MAX_ALERTS, ENV_MAX_ALERTS, ENV_SNS_TOPIC_ARN};
-use crate::input::decode::{read_in_part, DecodeError};
+use crate::input::decode::DecodeError;
 use crate::input::events::ObjectRef;
 use crate::input::files::{scan_in_order, scan_path};
 use crate::input::scan::Report;
@@ -392,7 +392,7 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
         // A cut-off input still shows what was read before the cut, then fails.
         let (mut report, cut) = match read {
             Ok(report) => (report, None),
-            Err(DecodeError::Cut { read, cause }) => (*read, Some(cause)),
+            Err(DecodeError::Cut { read, cause, note }) => (*read, Some((cause, note))),
             Err(err) => {
                 eprintln!("vpc-flow-alert: {name}: {err}");
                 failed = true;
@@ -483,9 +483,10 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
                 true,
             ));
         }
-        if let Some(cause) = cut {
-            let read = read_in_part(&cause, report.counts.records);
-            eprintln!("vpc-flow-alert: {name}: {cause} ({read})");
+        if let Some((cause, note)) = cut {
+            eprintln!(
+                "vpc-flow-alert: {name}: {cause} ({note}; the alerts above are from what was read)"
+            );
             failed = true;
         }
         true

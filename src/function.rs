@@ -564,8 +564,7 @@ impl<S: AlertSink> Function<S> {
     /// the objects of a notification) go through the incidents each as a delivery of its own,
     /// then publish once (see [`Function::deliver`]). A Kinesis or SQS item that cannot be read is named in
     /// the outcome's batch item failures while the others' alerts go out; an S3 object that
-    /// cannot be read whole fails a direct or EventBridge invocation, after the others' alerts
-    /// and those of what was read of it (an object cut off: its rejects before the cut).
+    /// cannot be read whole fails a direct or EventBridge invocation, after the others' alerts.
     pub async fn invoke(
         &self,
         payload: &[u8],
@@ -619,7 +618,7 @@ impl<S: AlertSink> Function<S> {
         let mut reports = Vec::new();
         let mut errors = Vec::new();
         for (item, (read, failed)) in parts {
-            // What was read of a part that failed (an object cut off) still goes through.
+            // The objects of a notification read before one that failed still go through.
             reports.extend(read);
             match failed {
                 None => {}
@@ -665,8 +664,8 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Reads S3 objects; the first that cannot be read whole is the error, after what was read
-    /// of it and of the objects before it.
+    /// Reads S3 objects; the first that cannot be read whole is the error, after the objects
+    /// read before it.
     async fn read_objects(&self, objects: &[ObjectRef]) -> PartRead {
         let Some(client) = &self.s3 else {
             let why = "an S3 notification, but the function has no S3 client";
@@ -684,6 +683,8 @@ impl<S: AlertSink> Function<S> {
         for report in &read.reports {
             tracing::info!(region = ?report.region, "object read: {report}");
         }
+        // What was read of an object that failed midway is not sent: the retry reads it again
+        // (whole, when a download broke off), and its alerts then go out once.
         (read.reports, read.error.map(|e| e.to_string()))
     }
 

@@ -335,15 +335,18 @@ fn cases() -> Vec<Case> {
         trickled.alerts = vec!["10.0.1.5"];
         cases.push(trickled);
     }
-    // A later header naming no usable format (no `action`): its records are counted malformed
-    // rather than read with the format before it, the other files' rejects are reported, and
-    // the input fails.
+    // A later header naming no usable format (no `action`): its record is counted malformed
+    // rather than read with the format before it (it would alert for 10.0.1.7), the other
+    // files' rejects are reported, and the input fails.
     let mut refused = case(
         "concatenated-refused-header.log",
-        format!("{HEADER}\n{REJECT}\nversion srcaddr dstaddr\n2 10.0.1.7 10.0.2.2\n{reordered}")
-            .into_bytes(),
+        format!(
+            "{HEADER}\n{REJECT}\nversion srcaddr dstaddr\n{}\n{reordered}",
+            REJECT.replace("10.0.1.5", "10.0.1.7")
+        )
+        .into_bytes(),
         1,
-        "a header line after 1 records does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed; the others are read and reported)",
+        "a header line after 1 record does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed, the others are read; the alerts above are from what was read)",
     );
     refused.alerts = vec!["10.0.1.5", "10.0.1.6"];
     cases.push(refused);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::input::decode::{read_in_part, scan_reader_from, DecodeError};
+use crate::input::decode::{scan_reader_from, DecodeError};
 use crate::input::events::{flow_log_key, ObjectRef};
 use crate::input::scan::Report;
 
@@ -21,7 +21,8 @@ pub enum ObjectRead {
     /// Its report.
     Report(Report),
     /// The report of what could be read, and why the rest could not
-    /// ([`ObjectError::ReadInPart`]).
+    /// ([`ObjectError::ReadInPart`]). The report has no fingerprint: it is not the object's
+    /// report, so a whole read of the object later is not mistaken for its replay.
     InPart(Report, ObjectError),
     /// The object is not a flow log by its key (another service's logs, any other file): it
     /// is left alone, for this reason.
@@ -37,13 +38,13 @@ pub enum ObjectError {
     Decode { object: String, cause: DecodeError },
     #[error("{object}: not a flow log: none of its {lines} lines is a flow log record")]
     NotFlowLog { object: String, lines: u64 },
-    /// The object was read in part (cut off, or a header naming no usable format): its report
-    /// holds what was read, `records` records.
-    #[error("{object}: {cause} ({})", read_in_part(cause, *records))]
+    /// The object was read in part (cut off, or a header naming no usable format); `note`
+    /// says how much.
+    #[error("{object}: {cause} ({note})")]
     ReadInPart {
         object: String,
-        records: u64,
         cause: DecodeError,
+        note: String,
     },
 }
 
@@ -130,24 +131,19 @@ pub async fn scan_object(
         object: named.clone(),
         cause: format!("the reader stopped: {e}"),
     })?;
-    // The object's region and identity, on what was read of it, whole or in part: a
-    // notification delivered twice, or retried after a cut, is then recognised.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&object.bucket, &object.key, &object.version).hash(&mut hasher);
-    let own = |report: &mut Report| {
-        report.region = layout.as_ref().map(|l| l.region.clone());
-        report.fingerprint = Some(hasher.finish());
-    };
     let mut report = match scanned {
         Ok(report) => report,
-        Err(DecodeError::Cut { mut read, cause }) => {
-            own(&mut read);
+        Err(DecodeError::Cut { read, cause, note }) => {
+            // Not the object's identity: what was read of it is not the object (a download
+            // that broke off is read whole by a retry).
+            let mut read = *read;
+            read.region = layout.map(|l| l.region);
             let why = ObjectError::ReadInPart {
                 object: named,
-                records: read.counts.records,
                 cause: *cause,
+                note,
             };
-            return Ok(ObjectRead::InPart(*read, why));
+            return Ok(ObjectRead::InPart(read, why));
         }
         Err(cause) => {
             return Err(ObjectError::Decode {
@@ -163,21 +159,27 @@ pub async fn scan_object(
             lines: counts.records,
         });
     }
-    own(&mut report);
+    report.region = layout.map(|l| l.region);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&object.bucket, &object.key, &object.version).hash(&mut hasher);
+    report.fingerprint = Some(hasher.finish());
     Ok(ObjectRead::Report(report))
 }
 
-/// What reading a notification's objects gave: a report for each object read, whole or in
-/// part, and the error that stopped the reading, if one did.
+/// What reading a notification's objects gave: a report for each object read whole, the error
+/// that stopped the reading, if one did, and what was read of the object that failed, if it
+/// failed midway.
 #[derive(Debug)]
 pub struct ObjectsRead {
     pub reports: Vec<Report>,
     pub error: Option<ObjectError>,
+    /// Of the object that failed: without its identity (see [`ObjectRead::InPart`]).
+    pub partial: Option<Report>,
 }
 
 /// Reads `objects` one after the other; `skipped` hears of each object left alone. The first
-/// object that cannot be read whole stops the reading: what was read of it, if anything, and
-/// of the objects before it is kept, so that its alerts go out before the error.
+/// object that cannot be read whole stops the reading; the objects read before it are kept, and
+/// what was read of it.
 pub async fn scan_objects(
     client: &aws_sdk_s3::Client,
     objects: &[ObjectRef],
@@ -187,7 +189,7 @@ pub async fn scan_objects(
 ) -> ObjectsRead {
     let mut reports = Vec::with_capacity(objects.len());
     for object in objects {
-        let error = match scan_object(client, object, config, wanted).await {
+        let (error, partial) = match scan_object(client, object, config, wanted).await {
             Ok(ObjectRead::Report(report)) => {
                 reports.push(report);
                 continue;
@@ -196,20 +198,19 @@ pub async fn scan_objects(
                 skipped(&why);
                 continue;
             }
-            Ok(ObjectRead::InPart(report, why)) => {
-                reports.push(report);
-                why
-            }
-            Err(why) => why,
+            Ok(ObjectRead::InPart(report, why)) => (why, Some(report)),
+            Err(why) => (why, None),
         };
         return ObjectsRead {
             reports,
             error: Some(error),
+            partial,
         };
     }
     ObjectsRead {
         reports,
         error: None,
+        partial: None,
     }
 }
 
@@ -252,9 +253,9 @@ impl BlockingS3 {
     }
 
     /// Reads `objects` as one input, one after the other; `skipped` hears of each object left
-    /// alone. The first object that cannot be read is the error, which names it; when it was
-    /// read in part, what was read of it and of the objects before it is reported with the
-    /// error ([`DecodeError::Cut`]).
+    /// alone. The first object that cannot be read is the error, which names it; what was read
+    /// before it (objects whole, and what was read of it) is reported with the error
+    /// ([`DecodeError::Cut`]).
     pub fn scan(
         &self,
         objects: &[ObjectRef],
@@ -265,23 +266,47 @@ impl BlockingS3 {
         let read =
             self.runtime
                 .block_on(scan_objects(&self.client, objects, config, wanted, skipped));
-        let error = match read.error {
-            None => return Ok(Report::combine(read.reports)),
-            Some(error) => error,
+        let mut reports = read.reports;
+        let Some(error) = read.error else {
+            return Ok(Report::combine(reports));
         };
-        Err(match error {
-            ObjectError::ReadInPart { object, cause, .. } => DecodeError::Cut {
-                read: Box::new(Report::combine(read.reports)),
-                cause: Box::new(DecodeError::Item {
+        let whole = reports.len();
+        let (cause, note) = match error {
+            ObjectError::ReadInPart {
+                object,
+                cause,
+                note,
+            } => {
+                reports.extend(read.partial);
+                let cause = DecodeError::Item {
                     item: object,
                     cause: Box::new(cause),
-                }),
-            },
-            ObjectError::Decode { object, cause } => DecodeError::Item {
-                item: object,
-                cause: Box::new(cause),
-            },
-            other => DecodeError::Io(io::Error::other(other.to_string())),
+                };
+                (cause, Some(note))
+            }
+            ObjectError::Decode { object, cause } => {
+                let cause = DecodeError::Item {
+                    item: object,
+                    cause: Box::new(cause),
+                };
+                (cause, None)
+            }
+            other => (DecodeError::Io(io::Error::other(other.to_string())), None),
+        };
+        let before = match whole {
+            0 => None,
+            1 => Some("after 1 object read whole".to_string()),
+            n => Some(format!("after {n} objects read whole")),
+        };
+        let note = match (before, note) {
+            (None, None) => return Err(cause),
+            (Some(before), Some(note)) => format!("{before}; {note}"),
+            (Some(note), None) | (None, Some(note)) => note,
+        };
+        Err(DecodeError::Cut {
+            read: Box::new(Report::combine(reports)),
+            cause: Box::new(cause),
+            note,
         })
     }
 }

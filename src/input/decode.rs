@@ -71,7 +71,7 @@ pub enum DecodeError {
     Document(String),
     #[error("{} does not describe a usable format: {why}", match after {
         0 => "the header line".to_string(),
-        n => format!("a header line after {n} records"),
+        n => format!("a header line after {}", records(*n)),
     })]
     Header {
         after: u64,
@@ -83,26 +83,20 @@ pub enum DecodeError {
     Parquet,
     /// The input could not be read whole, and what could is in `read`: it broke off (a partly
     /// uploaded object, an interrupted pipe), or a header line named no usable format (the
-    /// records under it are counted malformed, the others read).
-    #[error("{cause} ({})", read_in_part(cause, read.counts.records))]
+    /// records under it are counted malformed, the others read). `note` says how much was read.
+    #[error("{cause} ({note})")]
     Cut {
         read: Box<Report>,
         cause: Box<DecodeError>,
+        note: String,
     },
 }
 
-/// What a user is told after the cause of an input read in part, `records` records read: how
-/// much of it was read.
-pub fn read_in_part(cause: &DecodeError, records: u64) -> String {
-    let mut cause = cause;
-    while let DecodeError::Item { cause: inner, .. } = cause {
-        cause = inner;
-    }
-    match cause {
-        DecodeError::Header { .. } => {
-            "the records under it are counted malformed; the others are read and reported".into()
-        }
-        _ => format!("cut off after {records} records; what came before is reported"),
+/// `n` records, in words.
+pub fn records(n: u64) -> String {
+    match n {
+        1 => "1 record".into(),
+        n => format!("{n} records"),
     }
 }
 
@@ -1042,7 +1036,8 @@ pub fn scan_lines(reader: impl BufRead, config: &Config) -> Result<Report, Decod
 }
 
 /// [`scan_lines`], with `io_error` saying what a read error is (a gzip error, for gzip input).
-/// A read error after some records gives them back with the cause ([`DecodeError::Cut`]).
+/// A read error after some records gives them back with the cause ([`DecodeError::Cut`]), as
+/// does a header line naming no usable format, once the rest is read.
 fn scan_lines_with(
     mut reader: impl BufRead,
     config: &Config,
@@ -1051,9 +1046,20 @@ fn scan_lines_with(
 ) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
-    let cut = |scanner: Scanner, e: io::Error| DecodeError::Cut {
-        read: Box::new(scanner.finish(Origin::default())),
-        cause: Box::new(io_error(e)),
+    let cut = |mut scanner: Scanner, e: io::Error| {
+        // A header refused before the cut is named too: its records were not read.
+        let refused = scanner.refused_header();
+        let read = scanner.finish(Origin::default());
+        let mut note = format!("cut off after {}", records(read.counts.records));
+        if let Some((after, why)) = refused {
+            let header = DecodeError::Header { after, why };
+            note += &format!("; before the cut, {header}, and the records under it are malformed");
+        }
+        DecodeError::Cut {
+            read: Box::new(read),
+            cause: Box::new(io_error(e)),
+            note,
+        }
     };
     loop {
         // The whole lines the buffer holds are read where they are: one UTF-8 check for all of
@@ -1090,6 +1096,7 @@ fn scan_lines_with(
         Some((after, why)) => Err(DecodeError::Cut {
             read: Box::new(read),
             cause: Box::new(DecodeError::Header { after, why }),
+            note: "the records under it are counted malformed, the others are read".into(),
         }),
     }
 }
@@ -1533,10 +1540,14 @@ mod tests {
         let raw = format!("{REJECT}\n").repeat(2000);
         let compressed = gzip(raw.as_bytes());
         let cut = &compressed[..compressed.len() / 2];
-        let Err(DecodeError::Cut { read, cause }) = scan_reader(cut, &config()) else {
+        let Err(DecodeError::Cut { read, cause, note }) = scan_reader(cut, &config()) else {
             panic!("not a cut");
         };
         assert!(matches!(*cause, DecodeError::Gzip(_)), "{cause}");
+        assert_eq!(
+            note,
+            format!("cut off after {}", records(read.counts.records))
+        );
         assert!(read.counts.findings > 100, "{}", read.counts.findings);
         assert_eq!(read.activities.len(), 1);
     }
@@ -1597,7 +1608,7 @@ mod tests {
             let (head, rest) = input.split_at(input.len().min(3));
             match scan_reader(Trickle(head).chain(rest), &config) {
                 Ok(report) => format!("{report:?}"),
-                Err(DecodeError::Cut { read, cause }) => format!("{read:?} then {cause}"),
+                Err(DecodeError::Cut { read, cause, .. }) => format!("{read:?} then {cause}"),
                 Err(other) => other.to_string(),
             }
         };
@@ -1857,12 +1868,15 @@ mod tests {
     #[test]
     fn a_header_naming_no_usable_format_fails_the_input_after_the_rest_is_read() {
         // Three files concatenated; the second's header has no `action`: its records cannot be
-        // judged (nor read with the first format), the third's are read with its own.
+        // judged, nor read with the first format (which would find a reject from 172.31.1.7),
+        // the third's are read with its own.
         let file = format!(
-            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n{REJECT}\nversion srcaddr dstaddr\n2 172.31.1.7 172.31.1.2\n2 172.31.1.8 172.31.1.2\naction srcaddr dstaddr dstport log-status\nREJECT 172.31.1.1 172.31.1.2 22 OK\n"
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n{REJECT}\nversion srcaddr dstaddr\n{}\n2 172.31.1.8 172.31.1.2\naction srcaddr dstaddr dstport log-status\nREJECT 172.31.1.1 172.31.1.2 22 OK\n",
+            REJECT.replace("172.31.9.69", "172.31.1.7")
         );
         for input in [file.clone().into_bytes(), gzip(file.as_bytes())] {
-            let Err(DecodeError::Cut { read, cause }) = scan_reader(&input[..], &config()) else {
+            let Err(DecodeError::Cut { read, cause, note }) = scan_reader(&input[..], &config())
+            else {
                 panic!("a refused header fails the input");
             };
             assert!(
@@ -1883,14 +1897,14 @@ mod tests {
                 sources,
                 ["172.31.1.1", "172.31.9.69"].map(|a| a.parse::<std::net::IpAddr>().unwrap())
             );
-            let said = DecodeError::Cut { read, cause }.to_string();
+            let said = DecodeError::Cut { read, cause, note }.to_string();
             assert_eq!(
                 said,
-                "a header line after 1 records does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed; the others are read and reported)"
+                "a header line after 1 record does not describe a usable format: the format has no `action` field, so REJECT records cannot be recognised (the records under it are counted malformed, the others are read)"
             );
         }
         // The first line: nothing is read with the configured format either.
-        let Err(DecodeError::Cut { read, cause }) =
+        let Err(DecodeError::Cut { read, cause, .. }) =
             scan_reader(format!("srcaddr dstaddr\n{REJECT}\n").as_bytes(), &config())
         else {
             panic!("a refused header fails the input");
@@ -1900,6 +1914,19 @@ mod tests {
             "{cause}"
         );
         assert_eq!((read.counts.records, read.counts.malformed), (1, 1));
+        // Cut off after such a header: the cut is the cause, and the header is named too.
+        let many = format!("{REJECT}\n").repeat(3000);
+        let file = gzip(format!("{REJECT}\nsrcaddr dstaddr\n{many}").as_bytes());
+        let Err(DecodeError::Cut { cause, note, .. }) =
+            scan_reader(&file[..file.len() * 2 / 3], &config())
+        else {
+            panic!("a cut");
+        };
+        assert!(matches!(*cause, DecodeError::Gzip(_)), "{cause}");
+        assert!(
+            note.contains("; before the cut, a header line after 1 record does not describe a usable format: the format has no `action` field"),
+            "{note}"
+        );
     }
 
     #[test]

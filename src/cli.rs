@@ -389,7 +389,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             incidents = IncidentMemory::new(config.incidents);
         }
         let name = path.display().to_string();
-        // A cut-off input still shows what was read before the cut, then fails.
+        // An input read in part (cut off, a header naming no usable format, objects read before
+        // one that failed) still shows what was read, then fails.
         let (mut report, cut) = match read {
             Ok(report) => (report, None),
             Err(DecodeError::Cut { read, cause, note }) => (*read, Some((cause, note))),
@@ -400,7 +401,10 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             }
         };
         eprintln!("{name}: {report}");
-        if report.counts.records > 0 && report.counts.malformed == report.counts.records {
+        // A refused header line names the cause itself: no format option would help.
+        let refused = cut.as_ref().is_some_and(|(cause, _)| cause.is_header());
+        if report.counts.records > 0 && report.counts.malformed == report.counts.records && !refused
+        {
             eprintln!(
                 "vpc-flow-alert: warning: {name}: every record is malformed: does the flow log use this {}-field format? Set --format or {ENV_FLOW_LOG_FORMAT} to its format (default: {DEFAULT_FORMAT})",
                 config.format.len()

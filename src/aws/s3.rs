@@ -48,6 +48,18 @@ pub enum ObjectError {
     },
 }
 
+impl ObjectError {
+    /// The object the error is about.
+    pub fn object(&self) -> &str {
+        match self {
+            ObjectError::Get { object, .. }
+            | ObjectError::Decode { object, .. }
+            | ObjectError::NotFlowLog { object, .. }
+            | ObjectError::ReadInPart { object, .. } => object,
+        }
+    }
+}
+
 /// An S3 client for flow log objects; path-style addressing when an endpoint is configured
 /// (a local S3 such as moto's, which does not serve bucket host names).
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
@@ -271,6 +283,15 @@ impl BlockingS3 {
             return Ok(Report::combine(reports));
         };
         let whole = reports.len();
+        // The input is the object itself when it was named (`s3://...`): its name is already
+        // said, and the error is not put under it again.
+        let named = |object: String, cause: DecodeError| match wanted {
+            Wanted::Any => cause,
+            Wanted::FlowLogKeys => DecodeError::Item {
+                item: object,
+                cause: Box::new(cause),
+            },
+        };
         let (cause, note) = match error {
             ObjectError::ReadInPart {
                 object,
@@ -278,20 +299,16 @@ impl BlockingS3 {
                 note,
             } => {
                 reports.extend(read.partial);
-                let cause = DecodeError::Item {
-                    item: object,
-                    cause: Box::new(cause),
-                };
-                (cause, Some(note))
+                (named(object, cause), Some(note))
             }
-            ObjectError::Decode { object, cause } => {
-                let cause = DecodeError::Item {
-                    item: object,
-                    cause: Box::new(cause),
-                };
-                (cause, None)
+            ObjectError::Decode { object, cause } => (named(object, cause), None),
+            other => {
+                let mut said = other.to_string();
+                if wanted == Wanted::Any {
+                    said = said.replacen(&format!("{}: ", other.object()), "", 1);
+                }
+                (DecodeError::Io(io::Error::other(said)), None)
             }
-            other => (DecodeError::Io(io::Error::other(other.to_string())), None),
         };
         let before = match whole {
             0 => None,

@@ -82,14 +82,26 @@ pub enum DecodeError {
     #[error("a Parquet file: flow logs are read as plain text; set the flow log's file format to plain-text (DestinationOptions FileFormat=plain-text)")]
     Parquet,
     /// The input could not be read whole, and what could is in `read`: it broke off (a partly
-    /// uploaded object, an interrupted pipe), or a header line named no usable format (the
-    /// records under it are counted malformed, the others read). `note` says how much was read.
+    /// uploaded object, an interrupted pipe), a header line named no usable format (the records
+    /// under it are counted malformed, the others read), or objects of it were read before one
+    /// that could not be. `note` says how much was read.
     #[error("{cause} ({note})")]
     Cut {
         read: Box<Report>,
         cause: Box<DecodeError>,
         note: String,
     },
+}
+
+impl DecodeError {
+    /// Whether the cause is a header line naming no usable format (in an object named or not).
+    pub fn is_header(&self) -> bool {
+        match self {
+            DecodeError::Header { .. } => true,
+            DecodeError::Item { cause, .. } => cause.is_header(),
+            _ => false,
+        }
+    }
 }
 
 /// `n` records, in words.

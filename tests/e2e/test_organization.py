@@ -240,6 +240,7 @@ def test_check_reads_s3_urls_and_notification_files(tmp_path, moto):
     out = subprocess.run([str(BIN), "check", "--vpc-cidr", VPC_CIDRS, f"s3://{bucket}/missing.log.gz"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "NoSuchKey" in out.stderr, out.stderr
+    assert out.stderr.count(f"s3://{bucket}/missing.log.gz") == 1, out.stderr
 
     # A partly uploaded object after a whole one: the alerts of both (what was read of the cut
     # one included) are written, then check fails naming the cut object.
@@ -254,3 +255,9 @@ def test_check_reads_s3_urls_and_notification_files(tmp_path, moto):
     assert "(after 1 object read whole; cut off after" in out.stderr, out.stderr
     alerts = [json.loads(line) for line in out.stdout.splitlines()]
     assert {a["source"]: a["region"] for a in alerts} == {"10.0.6.1": REGION, "10.0.6.4": REGION}, out.stdout
+    # Named alone, the object is the input: its name is said once.
+    out = subprocess.run([str(BIN), "check", "--vpc-cidr", VPC_CIDRS, f"s3://{bucket}/{cut}"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 1, out.stderr
+    assert f"vpc-flow-alert: s3://{bucket}/{cut}: bad or truncated gzip data" in out.stderr, out.stderr
+    assert out.stderr.count(f"s3://{bucket}/{cut}") == 2, out.stderr  # the report line, the error

@@ -620,16 +620,13 @@ impl<S: AlertSink> Function<S> {
         for (item, (read, failed)) in parts {
             // The objects of a notification read before one that failed still go through.
             reports.extend(read);
-            match failed {
-                None => {}
-                Some(err) => {
-                    tracing::error!(error = %err, "cannot read this part of the event");
-                    errors.push(err);
-                    match (&mut batch, item) {
-                        (Some(BatchResponse::Kinesis(r)), Some(id)) => r.add_failure(id),
-                        (Some(BatchResponse::Sqs(r)), Some(id)) => r.add_failure(id),
-                        _ => {}
-                    }
+            if let Some(err) = failed {
+                tracing::error!(error = %err, "cannot read this part of the event");
+                errors.push(err);
+                match (&mut batch, item) {
+                    (Some(BatchResponse::Kinesis(r)), Some(id)) => r.add_failure(id),
+                    (Some(BatchResponse::Sqs(r)), Some(id)) => r.add_failure(id),
+                    _ => {}
                 }
             }
         }

@@ -49,13 +49,27 @@ pub enum ObjectError {
 }
 
 impl ObjectError {
-    /// The object the error is about.
-    pub fn object(&self) -> &str {
+    /// The object, the cause without the object's name, and how much was read of the object
+    /// when it was read in part.
+    pub fn into_parts(self) -> (String, DecodeError, Option<String>) {
+        let said = |why: String| DecodeError::Io(io::Error::other(why));
         match self {
-            ObjectError::Get { object, .. }
-            | ObjectError::Decode { object, .. }
-            | ObjectError::NotFlowLog { object, .. }
-            | ObjectError::ReadInPart { object, .. } => object,
+            ObjectError::Get { object, cause } => {
+                let why = said(format!("cannot get the object: {cause}"));
+                (object, why, None)
+            }
+            ObjectError::Decode { object, cause } => (object, cause, None),
+            ObjectError::NotFlowLog { object, lines } => {
+                let why = said(format!(
+                    "not a flow log: none of its {lines} lines is a flow log record"
+                ));
+                (object, why, None)
+            }
+            ObjectError::ReadInPart {
+                object,
+                cause,
+                note,
+            } => (object, cause, Some(note)),
         }
     }
 }
@@ -283,32 +297,16 @@ impl BlockingS3 {
             return Ok(Report::combine(reports));
         };
         let whole = reports.len();
+        let (object, cause, note) = error.into_parts();
+        reports.extend(read.partial);
         // The input is the object itself when it was named (`s3://...`): its name is already
         // said, and the error is not put under it again.
-        let named = |object: String, cause: DecodeError| match wanted {
+        let cause = match wanted {
             Wanted::Any => cause,
             Wanted::FlowLogKeys => DecodeError::Item {
                 item: object,
                 cause: Box::new(cause),
             },
-        };
-        let (cause, note) = match error {
-            ObjectError::ReadInPart {
-                object,
-                cause,
-                note,
-            } => {
-                reports.extend(read.partial);
-                (named(object, cause), Some(note))
-            }
-            ObjectError::Decode { object, cause } => (named(object, cause), None),
-            other => {
-                let mut said = other.to_string();
-                if wanted == Wanted::Any {
-                    said = said.replacen(&format!("{}: ", other.object()), "", 1);
-                }
-                (DecodeError::Io(io::Error::other(said)), None)
-            }
         };
         let before = match whole {
             0 => None,

@@ -105,7 +105,7 @@ impl DecodeError {
 }
 
 /// `n` records, in words.
-pub fn records(n: u64) -> String {
+fn records(n: u64) -> String {
     match n {
         1 => "1 record".into(),
         n => format!("{n} records"),

@@ -414,7 +414,7 @@ impl<S: AlertSink> Function<S> {
     /// calls to the state table failed.
     async fn decide(
         &self,
-        report: &Report,
+        report: &mut Report,
         now: u64,
         deadline: Instant,
         claims: &mut Claims,
@@ -435,9 +435,10 @@ impl<S: AlertSink> Function<S> {
             goes_out: |claim: &Brief| !retry || !self.already_sent(report.fingerprint, &claim.id()),
         };
         let Some(table) = &self.table else {
+            // Handed over: each new incident keeps its slice instead of a copy.
             for_each_claim(
                 &mut self.memory(),
-                report.activities.iter().collect(),
+                std::mem::take(&mut report.activities),
                 (report.fingerprint, now),
                 &mut gathering,
             );
@@ -728,13 +729,13 @@ impl<S: AlertSink> Function<S> {
             let part_deadline = Instant::now()
                 + state_deadline.saturating_duration_since(Instant::now()) / left.max(1);
             claims.reserve(report.activities.len());
-            summary.state_errors += self.decide(report, now, part_deadline, &mut claims).await;
-            counts.add(&report.counts);
             // A part's activities are one per source: only several parts need the list.
             match n {
                 1 => one_part_sources = report.activities.len(),
                 _ => sources.extend(report.activities.iter().map(|a| a.source)),
             }
+            summary.state_errors += self.decide(report, now, part_deadline, &mut claims).await;
+            counts.add(&report.counts);
             fingerprints.push(report.fingerprint);
             // The part's sources are in their incidents and its claims gathered: an S3 object's
             // tens of thousands of them need not wait for the messages.

@@ -421,6 +421,32 @@ pub struct Activity {
     last_seen: Time,
 }
 
+/// A delivery's slice of one source, lent or handed over: an incident opened from a slice
+/// handed over keeps it instead of a copy (a file of tens of thousands of sources would
+/// otherwise copy every one, sets and all, only to drop the original).
+pub trait Slice {
+    fn activity(&self) -> &Activity;
+    fn into_activity(self) -> Activity;
+}
+
+impl Slice for Activity {
+    fn activity(&self) -> &Activity {
+        self
+    }
+    fn into_activity(self) -> Activity {
+        self
+    }
+}
+
+impl Slice for &Activity {
+    fn activity(&self) -> &Activity {
+        self
+    }
+    fn into_activity(self) -> Activity {
+        self.clone()
+    }
+}
+
 /// An optional time in one word: the seconds plus one, zero for none (`Option<u64>` takes two
 /// words, and a delivery holds tens of thousands of activities). Exact for every time but
 /// `u64::MAX`, which no record gives: a record's milliseconds are read as seconds.

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::Thresholds;
-use crate::detect::activity::{Activity, Id};
+use crate::detect::activity::{Id, Slice};
 use crate::detect::incident::{severity_of, Claim, Incident, IncidentMemory, Reason};
 
 pub use crate::detect::incident::Severity;
@@ -346,7 +346,7 @@ impl<F: FnMut(Alert) -> bool> ClaimSink for Alerts<'_, F> {
 /// sources the memory already holds (bounded by its size) are made first and held; a new
 /// source's alert is known before it is made (its incident is the slice alone, opened now), so
 /// new sources go in that order and the held alerts are merged in. `each` returns false to stop.
-pub fn for_each_alert<A: std::borrow::Borrow<Activity>>(
+pub fn for_each_alert<A: Slice>(
     memory: &mut IncidentMemory,
     activities: Vec<A>,
     key: (Option<u64>, u64),
@@ -365,7 +365,7 @@ pub fn for_each_alert<A: std::borrow::Borrow<Activity>>(
 
 /// [`for_each_alert`] for any [`ClaimSink`]: what `sink` makes of each claim, handed back to
 /// it in the same order.
-pub fn for_each_claim<A: std::borrow::Borrow<Activity>, S: ClaimSink>(
+pub fn for_each_claim<A: Slice, S: ClaimSink>(
     memory: &mut IncidentMemory,
     activities: Vec<A>,
     (batch, now): (Option<u64>, u64),
@@ -375,12 +375,12 @@ pub fn for_each_claim<A: std::borrow::Borrow<Activity>, S: ClaimSink>(
     let known = known_first(memory, &mut activities);
     let mut held: Vec<S::Made> = Vec::new();
     for activity in &activities[..known] {
-        held.extend(claimed(memory, activity.borrow(), batch, now, sink));
+        held.extend(claimed(memory, activity.activity(), batch, now, sink));
     }
     held.sort_by_key(S::rank);
     let mut held = held.into_iter().peekable();
     for activity in activities.drain(known..) {
-        for made in claimed(memory, activity.borrow(), batch, now, sink) {
+        for made in claimed(memory, activity, batch, now, sink) {
             while let Some(first) = held.next_if(|h| S::rank(h) < S::rank(&made)) {
                 if !sink.take(first) {
                     return;
@@ -401,13 +401,10 @@ pub fn for_each_claim<A: std::borrow::Borrow<Activity>, S: ClaimSink>(
 /// Puts the slices of sources `memory` holds first, then the new ones in the order of their
 /// alerts (a new source's alert is its slice alone, opened now); sorted in place, since a copy
 /// of tens of thousands of slices would double the memory. How many are known.
-fn known_first<A: std::borrow::Borrow<Activity>>(
-    memory: &IncidentMemory,
-    slices: &mut [A],
-) -> usize {
+fn known_first<A: Slice>(memory: &IncidentMemory, slices: &mut [A]) -> usize {
     let thresholds = memory.policy().thresholds;
     slices.sort_by_cached_key(|a| {
-        let a = a.borrow();
+        let a = a.activity();
         match memory.get(&a.source) {
             Some(_) => None,
             None => Some((severity_of(thresholds, a), Reverse(a.records), a.source)),
@@ -415,14 +412,14 @@ fn known_first<A: std::borrow::Borrow<Activity>>(
     });
     slices
         .iter()
-        .take_while(|a| memory.get(&a.borrow().source).is_some())
+        .take_while(|a| memory.get(&a.activity().source).is_some())
         .count()
 }
 
 /// What `sink` makes of the claims of one slice, in [`order`].
 fn claimed<S: ClaimSink>(
     memory: &mut IncidentMemory,
-    activity: &Activity,
+    activity: impl Slice,
     batch: Option<u64>,
     now: u64,
     sink: &mut S,
@@ -449,6 +446,7 @@ pub fn rank(alert: &Alert) -> Rank {
 pub(crate) mod tests {
     use super::*;
     use crate::detect::activity::tests::finding;
+    use crate::detect::activity::Activity;
 
     /// What [`for_each_alert`] hands over, made the plain way: every alert held, then ordered.
     fn alerts_from_memory(

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::{IncidentPolicy, Thresholds};
-use crate::detect::activity::Activity;
+use crate::detect::activity::{Activity, Slice};
 
 /// `high` for port scans and host sweeps, `medium` for any other probe, `low` for replies
 /// that a network ACL dropped (a misconfiguration, not a probe). Ordered most severe first.
@@ -128,11 +128,11 @@ impl Owners {
 }
 
 impl Incident {
-    pub fn open(activity: &Activity, now: u64) -> Incident {
+    pub fn open(activity: impl Slice, now: u64) -> Incident {
         Incident {
             opened_at: now,
             last_at: now,
-            seen: activity.clone(),
+            seen: activity.into_activity(),
             claimed: BTreeSet::new(),
             last_sent: None,
             reminders: 0,
@@ -152,7 +152,7 @@ impl Incident {
 
     /// Whether a finding at `now` belongs to a new incident (the gap is the window or longer).
     pub fn is_closed(&self, now: u64, window: u64) -> bool {
-        now.saturating_sub(self.last_at) >= window
+        closed_since(self.last_at, now, window)
     }
 
     /// The incident's severity: probes of many ports or hosts are high, other probes medium,
@@ -245,6 +245,11 @@ impl Incident {
     }
 }
 
+/// Whether an incident last added to at `last_at` is closed at `now`.
+fn closed_since(last_at: u64, now: u64, window: u64) -> bool {
+    now.saturating_sub(last_at) >= window
+}
+
 /// The severity of an incident made of `activity` alone.
 pub fn severity_of(t: Thresholds, activity: &Activity) -> Severity {
     severity(
@@ -314,8 +319,19 @@ pub struct IncidentMemory {
     policy: IncidentPolicy,
     /// Boxed: an incident is a few hundred bytes, and a map of them would spread that over
     /// every empty slot of its table.
-    incidents: HashMap<IpAddr, Box<Incident>>,
+    incidents: HashMap<IpAddr, Held, foldhash::fast::RandomState>,
     weight: usize,
+}
+
+/// An incident held, with what making room reads of it beside it in the table: a memory
+/// full of incidents is scanned for the oldest every thousand new sources, and reading each
+/// incident itself there would miss the processor's cache on every one. Both are set when the
+/// incident is put (`last_at` and the sets change only before).
+#[derive(Debug)]
+struct Held {
+    last_at: u64,
+    weight: usize,
+    incident: Box<Incident>,
 }
 
 impl IncidentMemory {
@@ -326,7 +342,7 @@ impl IncidentMemory {
     pub fn new(policy: IncidentPolicy) -> IncidentMemory {
         IncidentMemory {
             policy,
-            incidents: HashMap::new(),
+            incidents: HashMap::default(),
             weight: 0,
         }
     }
@@ -343,14 +359,18 @@ impl IncidentMemory {
 
     /// [`Self::track`] without the copy: the incident as it is now in memory, and whether the
     /// slice was a replay of its batch.
-    fn add(&mut self, activity: &Activity, batch: Option<u64>, now: u64) -> (&mut Incident, bool) {
+    fn add(&mut self, activity: impl Slice, batch: Option<u64>, now: u64) -> (&mut Incident, bool) {
         let window = self.policy.window;
-        let (incident, replay) = match self.incidents.remove(&activity.source) {
-            Some(mut old) if !old.is_closed(now, window) => {
-                self.weight -= old.weight();
+        let (incident, replay) = match self.incidents.remove(&activity.activity().source) {
+            Some(Held {
+                weight,
+                incident: mut old,
+                ..
+            }) if !old.is_closed(now, window) => {
+                self.weight -= weight;
                 let replay = batch.is_some_and(|b| old.batches.contains(&b));
                 if !replay {
-                    old.seen.merge(activity);
+                    old.seen.merge(activity.activity());
                     old.last_at = now;
                     remember(&mut old.batches, batch);
                 }
@@ -358,7 +378,7 @@ impl IncidentMemory {
             }
             closed => {
                 if let Some(old) = closed {
-                    self.weight -= old.weight();
+                    self.weight -= old.weight;
                 }
                 let mut incident = Box::new(Incident::open(activity, now));
                 remember(&mut incident.batches, batch);
@@ -380,7 +400,7 @@ impl IncidentMemory {
     ) -> bool {
         let cooldown = self.policy.cooldown;
         match self.incidents.get_mut(&source) {
-            Some(incident) if incident.opened_at == opened_at => {
+            Some(Held { incident, .. }) if incident.opened_at == opened_at => {
                 incident.try_claim(claim, owner, now, cooldown)
             }
             _ => false,
@@ -390,8 +410,13 @@ impl IncidentMemory {
     /// Replaces what this process knows of an incident with the shared store's view, so that
     /// a fallback to memory starts from the totals and claims of every instance.
     pub fn replace(&mut self, mut incident: Incident, now: u64) {
-        if let Some(mut old) = self.incidents.remove(&incident.source()) {
-            self.weight -= old.weight();
+        if let Some(Held {
+            weight,
+            incident: mut old,
+            ..
+        }) = self.incidents.remove(&incident.source())
+        {
+            self.weight -= weight;
             if old.opened_at == incident.opened_at {
                 incident.batches = std::mem::take(&mut old.batches);
             }
@@ -422,7 +447,7 @@ impl IncidentMemory {
     /// is when each message is claimed.
     pub fn observe_each(
         &mut self,
-        activity: &Activity,
+        activity: impl Slice,
         batch: Option<u64>,
         now: u64,
         mut each: impl FnMut(&Incident, Claim),
@@ -441,7 +466,9 @@ impl IncidentMemory {
     }
 
     pub fn get(&self, source: &IpAddr) -> Option<&Incident> {
-        self.incidents.get(source).map(Box::as_ref)
+        self.incidents
+            .get(source)
+            .map(|held| held.incident.as_ref())
     }
 
     /// Incidents held and their weight.
@@ -458,21 +485,29 @@ impl IncidentMemory {
             self.make_room(now);
         }
         self.weight += weight;
-        self.incidents
-            .entry(incident.source())
-            .insert_entry(incident)
+        let held = Held {
+            last_at: incident.last_at,
+            weight,
+            incident,
+        };
+        &mut self
+            .incidents
+            .entry(held.incident.source())
+            .insert_entry(held)
             .into_mut()
+            .incident
     }
 
     /// Drops closed incidents, then the least recently active ones, down to 90% of the limits,
     /// so that a full memory is not scanned on every insert.
     fn make_room(&mut self, now: u64) {
         let window = self.policy.window;
-        self.incidents.retain(|_, i| !i.is_closed(now, window));
+        self.incidents
+            .retain(|_, held| !closed_since(held.last_at, now, window));
         let mut by_age: Vec<(u64, IpAddr, usize)> = self
             .incidents
-            .values()
-            .map(|i| (i.last_at, i.source(), i.weight()))
+            .iter()
+            .map(|(&source, held)| (held.last_at, source, held.weight))
             .collect();
         let mut count = self.incidents.len();
         let mut weight: usize = by_age.iter().map(|e| e.2).sum();
@@ -640,7 +675,7 @@ mod tests {
 
     #[test]
     fn a_retry_does_not_resend_a_level_below_one_claimed_since() {
-        let mut i = Incident::open(&probe("10.0.0.1", "10.0.1.1", 22), 0);
+        let mut i = Incident::open(probe("10.0.0.1", "10.0.1.1", 22), 0);
         assert!(i.try_claim(Claim::Level(Severity::Medium), 1, 0, HOUR));
         assert!(i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
         assert!(i.claimed_by(1).is_empty(), "batch 2's HIGH tells the news");
@@ -649,7 +684,7 @@ mod tests {
 
     #[test]
     fn a_lower_level_is_not_claimed_after_a_higher_one() {
-        let mut i = Incident::open(&probe("10.0.0.1", "10.0.1.1", 22), 0);
+        let mut i = Incident::open(probe("10.0.0.1", "10.0.1.1", 22), 0);
         assert!(i.try_claim(Claim::Level(Severity::High), 1, 0, HOUR));
         assert!(!i.try_claim(Claim::Level(Severity::Medium), 2, 0, HOUR));
         assert!(!i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
@@ -659,19 +694,17 @@ mod tests {
     #[test]
     fn memory_stays_bounded_whatever_the_traffic() {
         let mut memory = memory(HOUR);
-        for n in 0..(IncidentMemory::MAX_INCIDENTS as u32 + 500) {
-            let source = std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string();
+        let last = IncidentMemory::MAX_INCIDENTS as u32 + 500;
+        // Later sources have lower addresses: age, not address, decides which go.
+        let light = |n: u32| std::net::Ipv4Addr::from(0x0a00_0000 + last - n);
+        for n in 0..last {
+            let source = light(n).to_string();
             memory.track(&probe(&source, "10.9.0.1", 22), None, u64::from(n) / 100);
         }
         let (count, _) = memory.size();
         assert!(count <= IncidentMemory::MAX_INCIDENTS, "{count}");
         // The most recent are kept, and only they: the oldest went first.
-        let last = IncidentMemory::MAX_INCIDENTS as u32 + 500;
-        let held = |memory: &IncidentMemory, n: u32| {
-            memory
-                .get(&std::net::Ipv4Addr::from(0x0a00_0000 + n).into())
-                .is_some()
-        };
+        let held = |memory: &IncidentMemory, n: u32| memory.get(&light(n).into()).is_some();
         let kept: Vec<u32> = (0..last).filter(|&n| held(&memory, n)).collect();
         assert_eq!(kept, ((last - count as u32)..last).collect::<Vec<_>>());
         let mut big = Activity::new("10.1.0.1".parse().unwrap());

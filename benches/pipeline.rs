@@ -303,7 +303,7 @@ fn s3(c: &mut Criterion) {
                     (report.fingerprint, 1_764_195_360),
                     &report.origin,
                     Some("us-east-1"),
-                    |alert| writeln!(out, "{}", render::json(&alert)).is_ok(),
+                    |alert| render::write_json(&mut out, &alert).is_ok() && writeln!(out).is_ok(),
                 );
                 out.flush().unwrap();
             })

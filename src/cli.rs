@@ -540,7 +540,10 @@ fn write_alerts(
 ) -> io::Result<()> {
     for alert in alerts {
         match output {
-            Output::Json => writeln!(out, "{}", render::json(alert))?,
+            Output::Json => {
+                render::write_json(out, alert)?;
+                writeln!(out)?;
+            }
             Output::Text => {
                 if *printed > 0 {
                     writeln!(out, "\n{}\n", "=".repeat(72))?;

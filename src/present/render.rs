@@ -4,7 +4,7 @@
 //! (one SMS segment: at most 160 GSM-7 characters), an email report and a JSON object. The
 //! command line prints the same texts the Lambda publishes.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
@@ -437,26 +437,50 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// straight from the alert: no tree of values is built, which made this most of the cost of an
 /// input with thousands of alerts.
 pub fn json(alert: &Alert) -> String {
+    let mut line = Vec::with_capacity(1024);
+    write_json(&mut line, alert).expect("an alert always serializes");
+    String::from_utf8(line).expect("JSON is UTF-8")
+}
+
+/// [`json`], written to `out` as it is made: an input with tens of thousands of alerts writes
+/// each without first making it a string of its own.
+pub fn write_json(out: &mut impl std::io::Write, alert: &Alert) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Role<'a> {
         id: &'a str,
         role: &'static str,
+    }
+    /// The sender's interfaces, then those the traffic was rejected at, each with its role.
+    struct Interfaces<'a>(&'a Alert);
+    impl<'a> Serialize for Interfaces<'a> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let role = |role| move |id: &'a String| Role { id, role };
+            let Interfaces(alert) = self;
+            serializer.collect_seq(
+                alert
+                    .sender
+                    .interfaces
+                    .iter()
+                    .map(role("sender"))
+                    .chain(alert.rejected_at.interfaces.iter().map(role("rejected_at"))),
+            )
+        }
     }
     #[derive(Serialize)]
     struct Body<'a> {
         accounts: &'a [String],
         bytes: u64,
         destinations: Count,
-        detected_at: String,
-        first_seen: Option<String>,
+        detected_at: Utc,
+        first_seen: Option<Utc>,
         id: &'a str,
         incident: &'a str,
-        interfaces: Vec<Role<'a>>,
+        interfaces: Interfaces<'a>,
         kind: Kind,
-        last_seen: Option<String>,
+        last_seen: Option<Utc>,
         log_group: Option<&'a str>,
         log_streams: &'a [String],
-        opened_at: String,
+        opened_at: Utc,
         /// Through a map, so that its keys are sorted too.
         owner: Option<serde_json::Value>,
         packets: u64,
@@ -481,30 +505,20 @@ pub fn json(alert: &Alert) -> String {
         #[serde(rename = "type")]
         kind_of_body: &'static str,
     }
-    let interfaces = alert
-        .sender
-        .interfaces
-        .iter()
-        .map(|id| Role { id, role: "sender" })
-        .chain(alert.rejected_at.interfaces.iter().map(|id| Role {
-            id,
-            role: "rejected_at",
-        }))
-        .collect();
     let body = Body {
         accounts: &alert.accounts,
         bytes: alert.bytes,
         destinations: alert.destinations,
-        detected_at: iso(alert.detected_at),
-        first_seen: alert.first_seen.map(iso),
+        detected_at: Utc::iso(alert.detected_at),
+        first_seen: alert.first_seen.map(Utc::iso),
         id: &alert.id,
         incident: &alert.incident,
-        interfaces,
+        interfaces: Interfaces(alert),
         kind: alert.kind,
-        last_seen: alert.last_seen.map(iso),
+        last_seen: alert.last_seen.map(Utc::iso),
         log_group: alert.log_group.as_deref(),
         log_streams: &alert.log_streams,
-        opened_at: iso(alert.opened_at),
+        opened_at: Utc::iso(alert.opened_at),
         owner: alert.owner.as_ref().map(|o| serde_json::json!(o)),
         packets: alert.packets,
         peers: alert.peers,
@@ -527,7 +541,7 @@ pub fn json(alert: &Alert) -> String {
         source: alert.source,
         kind_of_body: "alert",
     };
-    serde_json::to_string(&body).expect("an alert always serializes")
+    serde_json::to_writer(out, &body).map_err(std::io::Error::from)
 }
 
 /// `25`, or `at least 1000` when the count stopped being exact.
@@ -613,7 +627,7 @@ pub fn readable_bytes(bytes: u64) -> String {
 
 /// Unix seconds (or milliseconds) as ISO 8601 UTC: `2025-11-26T22:14:00Z`.
 pub fn iso(timestamp: u64) -> String {
-    utc(timestamp).replacen(' ', "T", 1) + "Z"
+    Utc::iso(timestamp).to_string()
 }
 
 /// The first and last time of the incident's records as `YYYY-MM-DD HH:MM:SS`.
@@ -626,16 +640,50 @@ pub fn window(alert: &Alert) -> Option<(String, String)> {
 
 /// Formats Unix seconds (or milliseconds, which some records carry) as UTC.
 pub fn utc(timestamp: u64) -> String {
-    let secs = seconds(timestamp);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    Utc {
+        timestamp,
+        iso: false,
+    }
+    .to_string()
+}
+
+/// A time written as [`utc`] writes it, or as [`iso`] does, without a string of its own (a JSON
+/// line writes four of them).
+#[derive(Debug, Clone, Copy)]
+struct Utc {
+    timestamp: u64,
+    iso: bool,
+}
+
+impl Utc {
+    fn iso(timestamp: u64) -> Utc {
+        Utc {
+            timestamp,
+            iso: true,
+        }
+    }
+}
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = seconds(self.timestamp);
+        let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+        let rem = secs % 86_400;
+        let (t, z) = if self.iso { ('T', "Z") } else { (' ', "") };
+        write!(
+            f,
+            "{y:04}-{mo:02}-{d:02}{t}{:02}:{:02}:{:02}{z}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+impl Serialize for Utc {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -15,7 +15,8 @@
 //!   alerts, with 10 and with 83,000 distinct internal sources, beside streaming inflate + a
 //!   line count; `project` inflates on a second core when the machine has one (as `check`
 //!   does with one file), `project_one_core` on the scanning thread; `check_json` is what
-//!   `check --output json` does with it (alerts written as JSON lines as they come).
+//!   `check --output json` does with it (alerts written as JSON lines as they come); with
+//!   83,000 sources, `claims` and `alerts_json` are the steps after reading, apart.
 //! - `kinesis/*`: a Kinesis batch as a CloudWatch Logs destination fills it: 100 records, each
 //!   a gzip document of 4,500 REJECT records (about 1 MB of JSON) from one of two accounts,
 //!   handled by a dry-run function (decode, incidents, messages; no SNS), beside base64-simd +
@@ -308,6 +309,43 @@ fn s3(c: &mut Criterion) {
                 out.flush().unwrap();
             })
         });
+        // The steps after reading, apart: the slices through their incidents into gathered
+        // claims (`claims`), and every alert made and written as a JSON line (`alerts_json`).
+        if sources > 10 {
+            group.bench_function(format!("{sources}_sources/claims"), |b| {
+                b.iter_batched(
+                    || Report {
+                        activities: report.activities.clone(),
+                        fingerprint: report.fingerprint,
+                        ..Report::default()
+                    },
+                    |report| black_box(alerts(&config, report).briefs.len()),
+                    BatchSize::PerIteration,
+                )
+            });
+            group.bench_function(format!("{sources}_sources/alerts_json"), |b| {
+                b.iter_batched(
+                    || report.activities.clone(),
+                    |activities| {
+                        let mut memory = IncidentMemory::new(config.incidents);
+                        let mut out = std::io::BufWriter::new(std::io::sink());
+                        for_each_alert(
+                            &mut memory,
+                            activities,
+                            (report.fingerprint, 1_764_195_360),
+                            &report.origin,
+                            Some("us-east-1"),
+                            |alert| {
+                                render::write_json(&mut out, &alert).is_ok()
+                                    && writeln!(out).is_ok()
+                            },
+                        );
+                        out.flush().unwrap();
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
         group.bench_function(format!("{sources}_sources/floor_inflate_lines"), |b| {
             b.iter(|| {
                 let mut lines = 0usize;

@@ -812,6 +812,12 @@ pub(crate) mod tests {
             ])
         );
         assert_eq!(tree["first_seen"], "2025-11-26T22:14:00Z");
+        // Unknown times are null, not left out nor written as the epoch.
+        a.first_seen = None;
+        a.last_seen = None;
+        let tree: serde_json::Value = serde_json::from_str(&json(&a)).unwrap();
+        assert!(tree["first_seen"].is_null() && tree["last_seen"].is_null());
+        assert_eq!(tree.as_object().unwrap().len(), 34);
     }
 
     #[test]

@@ -411,7 +411,8 @@ impl<S: AlertSink> Function<S> {
     }
 
     /// Adds the batch to its sources' incidents, and what they claim to `claims`; how many
-    /// calls to the state table failed.
+    /// calls to the state table failed. Without a state table, the report's slices are handed to
+    /// their incidents: the report is left without them.
     async fn decide(
         &self,
         report: &mut Report,

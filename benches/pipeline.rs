@@ -30,6 +30,7 @@ use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
 use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
+use vpc_flow_alert::detect::activity::Activity;
 use vpc_flow_alert::detect::alert::{for_each_alert, for_each_claim, Origin};
 use vpc_flow_alert::detect::claims::{Brief, Claims, Gathered, Gathering};
 use vpc_flow_alert::detect::incident::IncidentMemory;
@@ -187,6 +188,22 @@ fn alerts(config: &Config, mut report: Report) -> Gathered {
     claims.finish()
 }
 
+/// What `check --output json` does with a report's slices: every alert made and written as a
+/// JSON line as it comes.
+fn write_alerts_json(config: &Config, report: &Report, activities: Vec<Activity>) {
+    let mut memory = IncidentMemory::new(config.incidents);
+    let mut out = std::io::BufWriter::new(std::io::sink());
+    for_each_alert(
+        &mut memory,
+        activities,
+        (report.fingerprint, 1_764_195_360),
+        &report.origin,
+        Some("us-east-1"),
+        |alert| render::write_json(&mut out, &alert).is_ok() && writeln!(out).is_ok(),
+    );
+    out.flush().unwrap();
+}
+
 fn records(c: &mut Criterion) {
     let config = config();
     let records = rejects(50);
@@ -295,18 +312,9 @@ fn s3(c: &mut Criterion) {
         // What `check --output json` does: the alerts written as they come, as JSON lines.
         group.bench_function(format!("{sources}_sources/check_json"), |b| {
             b.iter(|| {
-                let report = scan_reader(black_box(&file[..]), &config).unwrap();
-                let mut memory = IncidentMemory::new(config.incidents);
-                let mut out = std::io::BufWriter::new(std::io::sink());
-                for_each_alert(
-                    &mut memory,
-                    report.activities,
-                    (report.fingerprint, 1_764_195_360),
-                    &report.origin,
-                    Some("us-east-1"),
-                    |alert| render::write_json(&mut out, &alert).is_ok() && writeln!(out).is_ok(),
-                );
-                out.flush().unwrap();
+                let mut report = scan_reader(black_box(&file[..]), &config).unwrap();
+                let activities = std::mem::take(&mut report.activities);
+                write_alerts_json(&config, &report, activities)
             })
         });
         // The steps after reading, apart: the slices through their incidents into gathered
@@ -326,22 +334,7 @@ fn s3(c: &mut Criterion) {
             group.bench_function(format!("{sources}_sources/alerts_json"), |b| {
                 b.iter_batched(
                     || report.activities.clone(),
-                    |activities| {
-                        let mut memory = IncidentMemory::new(config.incidents);
-                        let mut out = std::io::BufWriter::new(std::io::sink());
-                        for_each_alert(
-                            &mut memory,
-                            activities,
-                            (report.fingerprint, 1_764_195_360),
-                            &report.origin,
-                            Some("us-east-1"),
-                            |alert| {
-                                render::write_json(&mut out, &alert).is_ok()
-                                    && writeln!(out).is_ok()
-                            },
-                        );
-                        out.flush().unwrap();
-                    },
+                    |activities| write_alerts_json(&config, &report, activities),
                     BatchSize::PerIteration,
                 )
             });

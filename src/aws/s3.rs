@@ -21,7 +21,7 @@ pub enum ObjectRead {
     /// Its report.
     Report(Report),
     /// The report of what could be read, and why the rest could not
-    /// ([`ObjectError::ReadInPart`]). The report has no fingerprint: it is not the object's
+    /// ([`ObjectCause::ReadInPart`]). The report has no fingerprint: it is not the object's
     /// report, so a whole read of the object later is not mistaken for its replay.
     InPart(Report, ObjectError),
     /// The object is not a flow log by its key (another service's logs, any other file): it
@@ -29,48 +29,46 @@ pub enum ObjectRead {
     Skipped(String),
 }
 
-/// Why an object cannot be read; each names the object.
+/// Why an object cannot be read, naming the object.
 #[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
-    #[error("{object}: cannot get the object: {cause}")]
-    Get { object: String, cause: String },
-    #[error("{object}: {cause}")]
-    Decode { object: String, cause: DecodeError },
-    #[error("{object}: not a flow log: none of its {lines} lines is a flow log record")]
-    NotFlowLog { object: String, lines: u64 },
+#[error("{object}: {cause}")]
+pub struct ObjectError {
+    pub object: String,
+    pub cause: ObjectCause,
+}
+
+/// Why an object cannot be read, without its name.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectCause {
+    #[error("cannot get the object: {0}")]
+    Get(String),
+    #[error(transparent)]
+    Decode(DecodeError),
+    #[error("not a flow log: none of its {lines} lines is a flow log record")]
+    NotFlowLog { lines: u64 },
     /// The object was read in part (cut off, or a header naming no usable format); `note`
     /// says how much.
-    #[error("{object}: {cause} ({note})")]
-    ReadInPart {
-        object: String,
-        cause: DecodeError,
-        note: String,
-    },
+    #[error("{cause} ({note})")]
+    ReadInPart { cause: DecodeError, note: String },
 }
 
 impl ObjectError {
-    /// The object, the cause without the object's name, and how much was read of the object
-    /// when it was read in part.
-    pub fn into_parts(self) -> (String, DecodeError, Option<String>) {
-        let said = |why: String| DecodeError::Io(io::Error::other(why));
-        match self {
-            ObjectError::Get { object, cause } => {
-                let why = said(format!("cannot get the object: {cause}"));
-                (object, why, None)
-            }
-            ObjectError::Decode { object, cause } => (object, cause, None),
-            ObjectError::NotFlowLog { object, lines } => {
-                let why = said(format!(
-                    "not a flow log: none of its {lines} lines is a flow log record"
-                ));
-                (object, why, None)
-            }
-            ObjectError::ReadInPart {
-                object,
-                cause,
-                note,
-            } => (object, cause, Some(note)),
+    fn new(object: &str, cause: ObjectCause) -> ObjectError {
+        ObjectError {
+            object: object.to_owned(),
+            cause,
         }
+    }
+
+    /// The object, the cause as a decoding error, and how much was read of the object when it
+    /// was read in part.
+    pub fn into_parts(self) -> (String, DecodeError, Option<String>) {
+        let (cause, note) = match self.cause {
+            ObjectCause::Decode(cause) => (cause, None),
+            ObjectCause::ReadInPart { cause, note } => (cause, Some(note)),
+            other => (DecodeError::Io(io::Error::other(other.to_string())), None),
+        };
+        (self.object, cause, note)
     }
 }
 
@@ -111,10 +109,10 @@ pub async fn scan_object(
         )));
     }
     if object.key.ends_with(".parquet") {
-        return Err(ObjectError::Decode {
-            object: named,
-            cause: DecodeError::Parquet,
-        });
+        return Err(ObjectError::new(
+            &named,
+            ObjectCause::Decode(DecodeError::Parquet),
+        ));
     }
     let output = client
         .get_object()
@@ -122,9 +120,9 @@ pub async fn scan_object(
         .key(&object.key)
         .send()
         .await
-        .map_err(|e| ObjectError::Get {
-            object: named.clone(),
-            cause: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        .map_err(|e| {
+            let why = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+            ObjectError::new(&named, ObjectCause::Get(why))
         })?;
     let (send, receive) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let config = config.clone();
@@ -153,9 +151,8 @@ pub async fn scan_object(
         }
     }
     drop(send);
-    let scanned = reading.await.map_err(|e| ObjectError::Get {
-        object: named.clone(),
-        cause: format!("the reader stopped: {e}"),
+    let scanned = reading.await.map_err(|e| {
+        ObjectError::new(&named, ObjectCause::Get(format!("the reader stopped: {e}")))
     })?;
     let mut report = match scanned {
         Ok(report) => report,
@@ -164,26 +161,25 @@ pub async fn scan_object(
             // that broke off is read whole by a retry).
             let mut read = *read;
             read.region = layout.map(|l| l.region);
-            let why = ObjectError::ReadInPart {
-                object: named,
-                cause: *cause,
-                note,
-            };
+            let why = ObjectError::new(
+                &named,
+                ObjectCause::ReadInPart {
+                    cause: *cause,
+                    note,
+                },
+            );
             return Ok(ObjectRead::InPart(read, why));
         }
-        Err(cause) => {
-            return Err(ObjectError::Decode {
-                object: named,
-                cause,
-            })
-        }
+        Err(cause) => return Err(ObjectError::new(&named, ObjectCause::Decode(cause))),
     };
     let counts = report.counts;
     if counts.records > 0 && counts.malformed == counts.records {
-        return Err(ObjectError::NotFlowLog {
-            object: named,
-            lines: counts.records,
-        });
+        return Err(ObjectError::new(
+            &named,
+            ObjectCause::NotFlowLog {
+                lines: counts.records,
+            },
+        ));
     }
     report.region = layout.map(|l| l.region);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

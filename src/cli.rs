@@ -389,8 +389,8 @@ fn check(args: CheckArgs, env: impl Fn(&str) -> Option<String>) -> ExitCode {
             incidents = IncidentMemory::new(config.incidents);
         }
         let name = path.display().to_string();
-        // An input read in part (cut off, a header naming no usable format, objects read before
-        // one that failed) still shows what was read, then fails.
+        // An input read in part (cut off, a header naming no usable format, a notification with
+        // an object that failed) still shows what was read, then fails.
         let (mut report, cut) = match read {
             Ok(report) => (report, None),
             Err(DecodeError::Cut { read, cause, note }) => (*read, Some((cause, note))),

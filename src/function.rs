@@ -663,8 +663,8 @@ impl<S: AlertSink> Function<S> {
         }
     }
 
-    /// Reads S3 objects; the first that cannot be read whole is the error, after the objects
-    /// read before it.
+    /// Reads S3 objects; the objects that cannot be read whole are the error (the first named,
+    /// the others counted), after the reports of the others.
     async fn read_objects(&self, objects: &[ObjectRef]) -> PartRead {
         let Some(client) = &self.s3 else {
             let why = "an S3 notification, but the function has no S3 client";
@@ -684,7 +684,8 @@ impl<S: AlertSink> Function<S> {
         }
         // What was read of an object that failed midway is not sent: the retry reads it again
         // (whole, when a download broke off), and its alerts then go out once.
-        (read.reports, read.error.map(|e| e.to_string()))
+        let failure = read.failure();
+        (read.reports, failure)
     }
 
     /// Handles a CloudWatch Logs subscription event; `deadline` is the invocation's.

@@ -510,6 +510,73 @@ fn many_inputs_on_several_threads_give_what_one_thread_gives_in_input_order() {
     }
 }
 
+/// Without `--jobs`, `check` reads as many inputs at once as the machine has cores: of two
+/// pipes, the second is opened while the first has not given a byte yet (read one at a time,
+/// the second would never be opened, and the test would fail after its wait). The output
+/// stays in input order.
+#[cfg(target_os = "linux")]
+#[test]
+fn without_jobs_check_reads_inputs_at_once_and_reports_them_in_order() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::{Duration, Instant};
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("one core: check reads one input at a time, as it should");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-jobs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    for pipe in [&first, &second] {
+        let made = Command::new("mkfifo").arg(pipe).status().unwrap();
+        assert!(made.success(), "mkfifo {}", pipe.display());
+    }
+    let log = |source: &str| {
+        format!(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+             2 111122223333 eni-1 {source} 10.0.200.1 3000 22 6 1 40 1700000000 1700000060 REJECT OK\n"
+        )
+    };
+    let mut child = bin()
+        .args(["check", "--vpc-cidr", VPC, "--output", "json"])
+        .args([&first, &second])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening a pipe's write end without blocking succeeds only once a reader has it open.
+    const O_NONBLOCK: i32 = 0o4000;
+    let waited = Instant::now();
+    let mut writer = loop {
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&second);
+        match opened {
+            Ok(writer) => break writer,
+            Err(_) if waited.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the second input was not opened while the first waited: {e}");
+            }
+        }
+    };
+    writer.write_all(log("10.0.2.2").as_bytes()).unwrap();
+    drop(writer);
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap();
+    writer.write_all(log("10.0.1.1").as_bytes()).unwrap();
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sources: Vec<Value> = alerts(&out).iter().map(|a| a["source"].clone()).collect();
+    assert_eq!(sources, ["10.0.1.1", "10.0.2.2"], "{}", stderr(&out));
+}
+
 #[test]
 fn a_sweep_in_one_kinesis_batch_is_one_high_alert_with_every_target() {
     let out = check_json(Path::new("events/kinesis-sweep.json"));

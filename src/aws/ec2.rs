@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, NetworkInterface};
 
+use super::error_text;
 use crate::detect::alert::Owner;
 
 /// How long a lookup may take before the alerts go out without it.
@@ -142,7 +142,9 @@ impl SenderLookup {
                     )
                     .send()
                     .await
-                    .map_err(|e| LookupError(describe_error("DescribeNetworkInterfaces", &e)))?;
+                    .map_err(|e| {
+                        LookupError(format!("DescribeNetworkInterfaces: {}", error_text(&e)))
+                    })?;
                 for interface in out.network_interfaces() {
                     for address in interface_addresses(interface) {
                         if wanted.contains(&address) {
@@ -178,7 +180,7 @@ impl SenderLookup {
             .set_instance_ids(Some(instances))
             .send()
             .await
-            .map_err(|e| LookupError(describe_error("DescribeInstances", &e)))?;
+            .map_err(|e| LookupError(format!("DescribeInstances: {}", error_text(&e))))?;
         Ok(out
             .reservations()
             .iter()
@@ -188,14 +190,6 @@ impl SenderLookup {
                 Some((i.instance_id()?.to_string(), name.to_string()))
             })
             .collect())
-    }
-}
-
-fn describe_error<E: ProvideErrorMetadata + std::fmt::Debug>(call: &str, err: &E) -> String {
-    match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{call}: {code}: {message}"),
-        (Some(code), None) => format!("{call}: {code}"),
-        _ => format!("{call}: {err:?}").chars().take(300).collect(),
     }
 }
 

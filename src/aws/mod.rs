@@ -9,6 +9,23 @@ pub mod state;
 
 use std::time::Duration;
 
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+
+/// An SDK call's error in one line: the service's code and message when the service answered
+/// (not the raw response the SDK's own text carries), else the chain of causes (a timeout, a
+/// refused connection).
+pub(crate) fn error_text<E: ProvideErrorMetadata + std::error::Error>(err: &E) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(err)
+            .to_string()
+            .chars()
+            .take(300)
+            .collect(),
+    }
+}
+
 /// Loads the AWS configuration with retries and timeouts that fit inside an invocation: the
 /// SDK retries throttling and server errors itself (3 attempts), and no attempt may hang.
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -120,10 +120,7 @@ pub async fn scan_object(
         .key(&object.key)
         .send()
         .await
-        .map_err(|e| {
-            let why = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
-            ObjectError::new(&named, ObjectCause::Get(why))
-        })?;
+        .map_err(|e| ObjectError::new(&named, ObjectCause::Get(super::error_text(&e))))?;
     let (send, receive) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let config = config.clone();
     let owner = layout.as_ref().map(|l| l.account.clone());
@@ -188,20 +185,31 @@ pub async fn scan_object(
     Ok(ObjectRead::Report(report))
 }
 
-/// What reading a notification's objects gave: a report for each object read whole, the error
-/// that stopped the reading, if one did, and what was read of the object that failed, if it
-/// failed midway.
+/// What reading a notification's objects gave: a report for each object read whole, and each
+/// object that could not be read whole, with what was read of it when it failed midway.
 #[derive(Debug)]
 pub struct ObjectsRead {
     pub reports: Vec<Report>,
-    pub error: Option<ObjectError>,
-    /// Of the object that failed: without its identity (see [`ObjectRead::InPart`]).
-    pub partial: Option<Report>,
+    /// In the order of the objects; a report here has no identity (see
+    /// [`ObjectRead::InPart`]).
+    pub failed: Vec<(ObjectError, Option<Report>)>,
 }
 
-/// Reads `objects` one after the other; `skipped` hears of each object left alone. The first
-/// object that cannot be read whole stops the reading; the objects read before it are kept, and
-/// what was read of it.
+impl ObjectsRead {
+    /// What failed, in one sentence: the first object's error, and how many more failed.
+    pub fn failure(&self) -> Option<String> {
+        let (first, _) = self.failed.first()?;
+        Some(match self.failed.len() {
+            1 => first.to_string(),
+            2 => format!("{first}; and 1 more object could not be read"),
+            n => format!("{first}; and {} more objects could not be read", n - 1),
+        })
+    }
+}
+
+/// Reads `objects` one after the other; `skipped` hears of each object left alone. An object
+/// that cannot be read whole does not stop the reading: the objects after it are read too (one
+/// object that never can be would otherwise hide theirs for good).
 pub async fn scan_objects(
     client: &aws_sdk_s3::Client,
     objects: &[ObjectRef],
@@ -209,31 +217,19 @@ pub async fn scan_objects(
     wanted: Wanted,
     skipped: impl Fn(&str),
 ) -> ObjectsRead {
-    let mut reports = Vec::with_capacity(objects.len());
+    let mut read = ObjectsRead {
+        reports: Vec::with_capacity(objects.len()),
+        failed: Vec::new(),
+    };
     for object in objects {
-        let (error, partial) = match scan_object(client, object, config, wanted).await {
-            Ok(ObjectRead::Report(report)) => {
-                reports.push(report);
-                continue;
-            }
-            Ok(ObjectRead::Skipped(why)) => {
-                skipped(&why);
-                continue;
-            }
-            Ok(ObjectRead::InPart(report, why)) => (why, Some(report)),
-            Err(why) => (why, None),
-        };
-        return ObjectsRead {
-            reports,
-            error: Some(error),
-            partial,
-        };
+        match scan_object(client, object, config, wanted).await {
+            Ok(ObjectRead::Report(report)) => read.reports.push(report),
+            Ok(ObjectRead::Skipped(why)) => skipped(&why),
+            Ok(ObjectRead::InPart(report, why)) => read.failed.push((why, Some(report))),
+            Err(why) => read.failed.push((why, None)),
+        }
     }
-    ObjectsRead {
-        reports,
-        error: None,
-        partial: None,
-    }
+    read
 }
 
 /// A blocking reader over the chunks the download sends.
@@ -275,9 +271,10 @@ impl BlockingS3 {
     }
 
     /// Reads `objects` as one input, one after the other; `skipped` hears of each object left
-    /// alone. The first object that cannot be read is the error, which names it; what was read
-    /// before it (objects whole, and what was read of it) is reported with the error
-    /// ([`DecodeError::Cut`]).
+    /// alone. An object that cannot be read whole does not stop the reading; the first such is
+    /// the error, which names it, and what was read (the other objects, and what was read of
+    /// the failed ones) is reported with the error ([`DecodeError::Cut`]), whose note names the
+    /// other objects that failed.
     pub fn scan(
         &self,
         objects: &[ObjectRef],
@@ -289,12 +286,13 @@ impl BlockingS3 {
             self.runtime
                 .block_on(scan_objects(&self.client, objects, config, wanted, skipped));
         let mut reports = read.reports;
-        let Some(error) = read.error else {
+        let whole = reports.len();
+        let mut failed = read.failed.into_iter();
+        let Some((error, partial)) = failed.next() else {
             return Ok(Report::combine(reports));
         };
-        let whole = reports.len();
         let (object, cause, note) = error.into_parts();
-        reports.extend(read.partial);
+        reports.extend(partial);
         // The input is the object itself when it was named (`s3://...`): its name is already
         // said, and the error is not put under it again.
         let cause = match wanted {
@@ -304,20 +302,23 @@ impl BlockingS3 {
                 cause: Box::new(cause),
             },
         };
-        let before = match whole {
-            0 => None,
-            1 => Some("after 1 object read whole".to_string()),
-            n => Some(format!("after {n} objects read whole")),
-        };
-        let note = match (before, note) {
-            (None, None) => return Err(cause),
-            (Some(before), Some(note)) => format!("{before}; {note}"),
-            (Some(note), None) | (None, Some(note)) => note,
-        };
+        let mut notes: Vec<String> = note.into_iter().collect();
+        match whole {
+            0 => {}
+            1 => notes.push("1 other object read whole".into()),
+            n => notes.push(format!("{n} other objects read whole")),
+        }
+        for (error, partial) in failed {
+            reports.extend(partial);
+            notes.push(format!("also {error}"));
+        }
+        if notes.is_empty() {
+            return Err(cause);
+        }
         Err(DecodeError::Cut {
             read: Box::new(Report::combine(reports)),
             cause: Box::new(cause),
-            note,
+            note: notes.join("; "),
         })
     }
 }

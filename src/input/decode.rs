@@ -22,6 +22,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::detect::activity::Pending;
 use crate::detect::alert::Origin;
 use crate::flow::format::FlowFormat;
 use crate::input::events::{recognise, Event};
@@ -1096,7 +1097,9 @@ fn scan_lines_with(
             break;
         }
         if complete {
-            scan_line(&mut scanner, &line, owner);
+            let mut pending = Pending::default();
+            scan_line(&mut scanner, &line, owner, &mut pending);
+            scanner.catch_up(&mut pending);
         } else {
             scanner.unreadable_record();
         }
@@ -1117,6 +1120,7 @@ fn scan_lines_with(
 fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) {
     // When some line is not text, each is checked alone, to count just those.
     let text = std::str::from_utf8(block).ok();
+    let mut pending = Pending::default();
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', block) {
         if end - start > MAX_LINE_BYTES {
@@ -1124,24 +1128,35 @@ fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) {
         } else {
             match text {
                 // A line break is a character of its own: the cut falls between characters.
-                Some(text) => scan_text(scanner, &text[start..=end], owner),
-                None => scan_line(scanner, &block[start..=end], owner),
+                Some(text) => scan_text(scanner, &text[start..=end], owner, &mut pending),
+                None => scan_line(scanner, &block[start..=end], owner, &mut pending),
             }
         }
         start = end + 1;
     }
+    scanner.catch_up(&mut pending);
 }
 
 /// Scans one line that was read whole.
-fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) {
+fn scan_line<'a>(
+    scanner: &mut Scanner,
+    line: &'a [u8],
+    owner: Option<&'a str>,
+    pending: &mut Pending<'a>,
+) {
     match std::str::from_utf8(line) {
-        Ok(text) => scan_text(scanner, text, owner),
+        Ok(text) => scan_text(scanner, text, owner, pending),
         Err(_) => scanner.unreadable_record(),
     }
 }
 
 /// Scans one line of text: a record, or a header that names the format of the lines after it.
-fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) {
+fn scan_text<'a>(
+    scanner: &mut Scanner,
+    text: &'a str,
+    owner: Option<&'a str>,
+    pending: &mut Pending<'a>,
+) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Every header line names the format of the lines after it: files written by two flow
     // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts with a
@@ -1159,7 +1174,7 @@ fn scan_text(scanner: &mut Scanner, text: &str, owner: Option<&str>) {
         }
         return;
     }
-    scanner.record(text, owner);
+    scanner.record_ahead(text, owner, pending);
 }
 
 /// Reads one line into `line` unless it is longer than [`MAX_LINE_BYTES`], in which case the
@@ -1263,13 +1278,15 @@ mod tests {
         // Each line alone, as lines were read before.
         let config = config();
         let mut scanner = Scanner::new(&config);
+        let mut pending = Pending::default();
         for line in text.split_inclusive(|&b| b == b'\n') {
             if line.len() > MAX_LINE_BYTES + 1 {
                 scanner.unreadable_record();
             } else {
-                scan_line(&mut scanner, line, None);
+                scan_line(&mut scanner, line, None, &mut pending);
             }
         }
+        scanner.catch_up(&mut pending);
         let alone = scanner.finish(Origin::default());
         assert!(alone.counts.malformed > 60 && alone.counts.findings > 1000);
         // Buffers that cut lines anywhere, or hold many whole.

@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::detect::activity::{Activity, Aggregator};
+use crate::detect::activity::{Activity, Aggregator, Pending};
 use crate::detect::alert::Origin;
-use crate::detect::rule::{classify, Verdict};
+use crate::detect::rule::{classify, Finding, Verdict};
 use crate::flow::format::{FlowFormat, FormatError};
 use crate::flow::record::RecordSplitter;
 
@@ -191,17 +191,43 @@ impl<'c> Scanner<'c> {
 
     /// Scans one record; `owner` is the account the input came from, if it says.
     pub fn record(&mut self, line: &str, owner: Option<&str>) {
+        if let Some(finding) = self.read(line) {
+            self.aggregator.add(&finding, owner);
+        }
+    }
+
+    /// Scans one record of many, as [`Scanner::record`], but adds its finding a few records
+    /// later (see [`Aggregator::add_ahead`]); [`Scanner::catch_up`] adds those still pending
+    /// before the lines go.
+    pub fn record_ahead<'a>(
+        &mut self,
+        line: &'a str,
+        owner: Option<&'a str>,
+        pending: &mut Pending<'a>,
+    ) {
+        if let Some(finding) = self.read(line) {
+            self.aggregator.add_ahead(pending, finding, owner);
+        }
+    }
+
+    /// Adds the findings still pending.
+    pub fn catch_up(&mut self, pending: &mut Pending<'_>) {
+        self.aggregator.catch_up(pending);
+    }
+
+    /// Counts one record, and gives its finding if it is one.
+    fn read<'a>(&mut self, line: &'a str) -> Option<Finding<'a>> {
         if line.trim_ascii().is_empty() {
-            return;
+            return None;
         }
         if self.unusable_format {
             self.unreadable_record();
-            return;
+            return None;
         }
         self.counts.records += 1;
         let Some(record) = self.splitter.split(line, &self.config.format) else {
             self.counts.malformed += 1;
-            return;
+            return None;
         };
         match classify(&record, &self.config) {
             Verdict::Pass => {}
@@ -211,9 +237,10 @@ impl<'c> Scanner<'c> {
             Verdict::Finding(finding) => {
                 self.counts.rejects += 1;
                 self.counts.findings += 1;
-                self.aggregator.add(&finding, owner);
+                return Some(finding);
             }
         }
+        None
     }
 
     /// Where the fields of the last record read start and end, in turn (as in a record); empty

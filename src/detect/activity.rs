@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -679,70 +680,176 @@ pub struct Aggregator {
 
 /// Each source's position in [`Aggregator`]'s slices, looked up once per finding: a fast hash
 /// with a per-process seed instead of the default SipHash, and IPv4 sources (nearly all) in a
-/// map of eight-byte entries, which stays in the processor's cache with tens of thousands of
-/// sources where a map keyed by `IpAddr` (24-byte entries) misses it on most lookups.
+/// table of eight-byte entries ([`V4Positions`]), which stays in the processor's cache with
+/// tens of thousands of sources where a map keyed by `IpAddr` (24-byte entries) misses it on
+/// most lookups.
 #[derive(Debug, Default)]
 struct Positions {
-    v4: HashMap<u32, u32, foldhash::fast::RandomState>,
+    v4: V4Positions,
     v6: HashMap<u128, u32, foldhash::fast::RandomState>,
 }
 
 impl Positions {
-    /// The position of `source`, given by `new` the first time.
-    fn get_or_insert(&mut self, source: IpAddr, new: impl FnOnce() -> u32) -> u32 {
+    /// The position of `source`, given by `new` the first time; `hash` is
+    /// [`Positions::hash`]'s.
+    fn get_or_insert(&mut self, source: IpAddr, hash: u64, new: impl FnOnce() -> u32) -> u32 {
         match source {
-            IpAddr::V4(a) => *self.v4.entry(a.to_bits()).or_insert_with(new),
+            IpAddr::V4(a) => self.v4.get_or_insert(a.to_bits(), hash, new),
             IpAddr::V6(a) => *self.v6.entry(a.to_bits()).or_insert_with(new),
+        }
+    }
+
+    /// The hash `source` is looked up with (IPv6 sources are looked up without it).
+    fn hash(&self, source: IpAddr) -> u64 {
+        match source {
+            IpAddr::V4(a) => self.v4.state.hash_one(a.to_bits()),
+            IpAddr::V6(_) => 0,
+        }
+    }
+
+    /// Asks for the entry where a lookup of `source` starts (see [`prefetch`]).
+    fn prefetch(&self, source: IpAddr, hash: u64) {
+        if source.is_ipv4() && !self.v4.entries.is_empty() {
+            prefetch(&self.v4.entries[self.v4.home(hash)]);
         }
     }
 }
 
-/// How many findings wait in [`Pending`] while their slices are fetched from memory.
-const AHEAD: usize = 8;
+/// IPv4 sources' positions, in one array of (address, position) entries at most half full,
+/// each found from its hash by looking at the entries from its home on (linear probing).
+/// Unlike a standard map, where a lookup starts can be asked of memory before the lookup (see
+/// [`Aggregator::add_ahead`]).
+#[derive(Debug, Default)]
+struct V4Positions {
+    entries: Vec<(u32, u32)>,
+    len: usize,
+    state: foldhash::fast::RandomState,
+}
+
+/// The position of an empty entry: no slice has it (there are fewer slices than records).
+const NO_POSITION: u32 = u32::MAX;
+
+impl V4Positions {
+    /// Where the lookup of `hash` starts: its high bits (the entries are a power of two).
+    fn home(&self, hash: u64) -> usize {
+        let bits = self.entries.len().trailing_zeros();
+        (hash >> (64 - bits)) as usize
+    }
+
+    fn get_or_insert(&mut self, address: u32, hash: u64, new: impl FnOnce() -> u32) -> u32 {
+        if 2 * (self.len + 1) > self.entries.len() {
+            self.grow();
+        }
+        let mask = self.entries.len() - 1;
+        let mut at = self.home(hash);
+        loop {
+            let (key, position) = self.entries[at];
+            if position == NO_POSITION {
+                let position = new();
+                self.entries[at] = (address, position);
+                self.len += 1;
+                return position;
+            }
+            if key == address {
+                return position;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Twice the entries (sixteen at first), each entry moved to its new place.
+    fn grow(&mut self) {
+        let size = (2 * self.entries.len()).max(16);
+        let old = std::mem::replace(&mut self.entries, vec![(0, NO_POSITION); size]);
+        self.len = 0;
+        for (address, position) in old {
+            if position != NO_POSITION {
+                let hash = self.state.hash_one(address);
+                self.get_or_insert(address, hash, || position);
+            }
+        }
+    }
+}
+
+/// How many findings wait in [`Pending`] while their entries and slices are fetched from
+/// memory: a finding's position is looked up [`LOOKUP_AFTER`] findings after it was read (its
+/// entry asked for when read), the sets of its slice asked for [`SETS_AFTER`] findings after,
+/// and it is added [`AHEAD`] findings after.
+const AHEAD: usize = 12;
+const LOOKUP_AFTER: usize = 4;
+const SETS_AFTER: usize = 8;
 
 /// Up to this many sources, the slices stay in the processor's cache, and findings are added
 /// at once (a queue would only add its own work).
 const CACHED_SOURCES: usize = 2048;
 
-/// Findings read but not yet added, each with the position of its source's slice (see
-/// [`Aggregator::add_ahead`]). They borrow the lines they were read from: the queue is emptied
-/// ([`Aggregator::catch_up`]) before those go.
+/// Findings read but not yet added (see [`Aggregator::add_ahead`]), oldest first, each with
+/// the hash of its source and, once looked up, the position of its slice. They borrow the
+/// lines they were read from: the queue is emptied ([`Aggregator::catch_up`]) before those go.
 #[derive(Debug, Default)]
 pub struct Pending<'a> {
-    queue: std::collections::VecDeque<(u32, Finding<'a>, Option<&'a str>)>,
+    queue: std::collections::VecDeque<Queued<'a>>,
+}
+
+#[derive(Debug)]
+struct Queued<'a> {
+    hash: u64,
+    /// [`NO_POSITION`] until looked up.
+    at: u32,
+    finding: Finding<'a>,
+    owner: Option<&'a str>,
 }
 
 impl Aggregator {
     /// Adds a finding; `owner` is the account of the delivery, used when the record names none.
     pub fn add(&mut self, finding: &Finding<'_>, owner: Option<&str>) {
-        let at = self.position(finding.source);
+        let hash = self.positions.hash(finding.source);
+        let at = self.position(finding.source, hash);
         self.slices[at as usize].add_with(finding, owner, &mut self.ids);
     }
 
-    /// Adds a finding a few findings later, as [`Aggregator::add`] would now: its slice is
-    /// asked of memory first. With tens of thousands of sources, a slice is rarely in the
-    /// processor's cache; asked ahead, it arrives while the findings before it are added,
-    /// instead of each finding waiting for its own. With few sources, it is added at once.
+    /// Adds a finding a few findings later, as [`Aggregator::add`] would now, its source's
+    /// entry and slice asked of memory first. With tens of thousands of sources, they are
+    /// rarely in the processor's cache; asked ahead, they arrive while the findings before are
+    /// added, instead of each finding waiting for its own. With few sources, it is added at
+    /// once. The findings are looked up and added in the order they come.
     pub fn add_ahead<'a>(
         &mut self,
         pending: &mut Pending<'a>,
         finding: Finding<'a>,
         owner: Option<&'a str>,
     ) {
-        let at = self.position(finding.source);
+        let hash = self.positions.hash(finding.source);
         if pending.queue.is_empty() && self.slices.len() <= CACHED_SOURCES {
+            let at = self.position(finding.source, hash);
             self.slices[at as usize].add_with(&finding, owner, &mut self.ids);
             return;
         }
-        prefetch(&self.slices[at as usize]);
+        self.positions.prefetch(finding.source, hash);
         if pending.queue.len() >= AHEAD {
             self.add_next(pending);
         }
-        // Halfway through the queue, a slice has arrived: the sets it points to are asked for.
-        if let Some(&(halfway, ..)) = pending.queue.get(AHEAD / 2) {
-            self.slices[halfway as usize].prefetch_sets();
+        // The finding read LOOKUP_AFTER findings ago: its entry has arrived.
+        let len = pending.queue.len();
+        if let Some(q) = len
+            .checked_sub(LOOKUP_AFTER)
+            .and_then(|i| pending.queue.get_mut(i))
+        {
+            q.at = self.position(q.finding.source, q.hash);
+            prefetch(&self.slices[q.at as usize]);
         }
-        pending.queue.push_back((at, finding, owner));
+        // And SETS_AFTER ago: its slice has.
+        if let Some(q) = len.checked_sub(SETS_AFTER).map(|i| &pending.queue[i]) {
+            if q.at != NO_POSITION {
+                self.slices[q.at as usize].prefetch_sets();
+            }
+        }
+        pending.queue.push_back(Queued {
+            hash,
+            at: NO_POSITION,
+            finding,
+            owner,
+        });
     }
 
     /// Adds every finding still in `pending`.
@@ -753,15 +860,19 @@ impl Aggregator {
     }
 
     fn add_next(&mut self, pending: &mut Pending<'_>) {
-        if let Some((at, finding, owner)) = pending.queue.pop_front() {
-            self.slices[at as usize].add_with(&finding, owner, &mut self.ids);
+        if let Some(mut q) = pending.queue.pop_front() {
+            if q.at == NO_POSITION {
+                q.at = self.position(q.finding.source, q.hash);
+            }
+            self.slices[q.at as usize].add_with(&q.finding, q.owner, &mut self.ids);
         }
     }
 
-    /// The position of `source`'s slice, made the first time.
-    fn position(&mut self, source: IpAddr) -> u32 {
+    /// The position of `source`'s slice, made the first time; `hash` is
+    /// [`Positions::hash`]'s.
+    fn position(&mut self, source: IpAddr, hash: u64) -> u32 {
         let slices = &mut self.slices;
-        self.positions.get_or_insert(source, || {
+        self.positions.get_or_insert(source, hash, || {
             slices.push(Activity::new(source));
             // At most one slice per record, and a delivery's records are counted in u64s long
             // before 4 billion sources: the position fits.
@@ -880,6 +991,13 @@ pub(crate) mod tests {
         let (at_once, ahead) = (at_once.finish(None), ahead.finish(None));
         assert_eq!(at_once.len(), 3001);
         assert_eq!(ahead, at_once);
+        // Each source's findings in its own slice, counted apart from the positions' table.
+        let mut expected: HashMap<IpAddr, u64> = HashMap::new();
+        for f in &findings {
+            *expected.entry(f.source).or_default() += 1;
+        }
+        let got: HashMap<IpAddr, u64> = ahead.iter().map(|a| (a.source, a.records)).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -715,8 +715,9 @@ impl Positions {
     }
 }
 
-/// IPv4 sources' positions, in one array of (address, position) entries at most half full,
-/// each found from its hash by looking at the entries from its home on (linear probing).
+/// IPv4 sources' positions, in one array of (address, position) entries at most three
+/// quarters full (as large as a standard map's), each found from its hash by looking at the
+/// entries from its home on (linear probing: the next entries are in the same cache line).
 /// Unlike a standard map, where a lookup starts can be asked of memory before the lookup (see
 /// [`Aggregator::add_ahead`]).
 #[derive(Debug, Default)]
@@ -737,7 +738,7 @@ impl V4Positions {
     }
 
     fn get_or_insert(&mut self, address: u32, hash: u64, new: impl FnOnce() -> u32) -> u32 {
-        if 2 * (self.len + 1) > self.entries.len() {
+        if 4 * (self.len + 1) > 3 * self.entries.len() {
             self.grow();
         }
         let mask = self.entries.len() - 1;

@@ -626,13 +626,18 @@ impl Activity {
     }
 }
 
-/// Asks for the cache lines of `value` (at most four) to be brought in, without waiting for
-/// them: a hint, which changes nothing but when the memory is read.
+/// Asks for the cache lines `value` spans (of its first 256 bytes, so at most five) to be
+/// brought in, without waiting for them: a hint, which changes nothing but when the memory is
+/// read.
 #[inline(always)]
 fn prefetch<T>(value: &T) {
     let start = (value as *const T).cast::<u8>();
-    for line in (0..std::mem::size_of::<T>().min(256)).step_by(64) {
-        let at = start.wrapping_add(line);
+    // From the start of the cache line `value` starts in: an `Activity` is 256 bytes, but not
+    // aligned to a line.
+    let into_line = start as usize % 64;
+    let first = start.wrapping_sub(into_line);
+    for line in (0..into_line + std::mem::size_of::<T>().min(256)).step_by(64) {
+        let at = first.wrapping_add(line);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch reads nothing the program sees and cannot fault.
         unsafe {
@@ -716,9 +721,9 @@ impl Positions {
 }
 
 /// IPv4 sources' positions, in one array of (address, position) entries at most three
-/// quarters full (as large as a standard map's), each found from its hash by looking at the
-/// entries from its home on (linear probing: the next entries are in the same cache line).
-/// Unlike a standard map, where a lookup starts can be asked of memory before the lookup (see
+/// quarters full, each found from its hash by looking at the entries from its home on (linear
+/// probing: the next entries are in the same cache line). Unlike with a standard map, the
+/// entry where a lookup starts can be asked of memory before the lookup (see
 /// [`Aggregator::add_ahead`]).
 #[derive(Debug, Default)]
 struct V4Positions {
@@ -727,35 +732,51 @@ struct V4Positions {
     state: foldhash::fast::RandomState,
 }
 
-/// The position of an empty entry: no slice has it (there are fewer slices than records).
+/// The position of an empty entry: no slice has it (a slice is a source of a record, and an
+/// input holds far fewer than 4 billion records: reading them would take hours).
 const NO_POSITION: u32 = u32::MAX;
 
 impl V4Positions {
-    /// Where the lookup of `hash` starts: its high bits (the entries are a power of two).
+    /// Where the lookup of `hash` starts: its high bits (the entries are a power of two, at
+    /// least sixteen).
     fn home(&self, hash: u64) -> usize {
+        debug_assert!(self.entries.len() >= 16);
         let bits = self.entries.len().trailing_zeros();
         (hash >> (64 - bits)) as usize
     }
 
-    fn get_or_insert(&mut self, address: u32, hash: u64, new: impl FnOnce() -> u32) -> u32 {
-        if 4 * (self.len + 1) > 3 * self.entries.len() {
-            self.grow();
-        }
+    /// `address`'s position, or the empty entry where it would go.
+    fn find(&self, address: u32, hash: u64) -> Result<u32, usize> {
         let mask = self.entries.len() - 1;
         let mut at = self.home(hash);
         loop {
             let (key, position) = self.entries[at];
             if position == NO_POSITION {
-                let position = new();
-                self.entries[at] = (address, position);
-                self.len += 1;
-                return position;
+                return Err(at);
             }
             if key == address {
-                return position;
+                return Ok(position);
             }
             at = (at + 1) & mask;
         }
+    }
+
+    fn get_or_insert(&mut self, address: u32, hash: u64, new: impl FnOnce() -> u32) -> u32 {
+        if self.entries.is_empty() {
+            self.grow();
+        }
+        let mut empty = match self.find(address, hash) {
+            Ok(position) => return position,
+            Err(at) => at,
+        };
+        if 4 * (self.len + 1) > 3 * self.entries.len() {
+            self.grow();
+            empty = self.find(address, hash).unwrap_err();
+        }
+        let position = new();
+        self.entries[empty] = (address, position);
+        self.len += 1;
+        position
     }
 
     /// Twice the entries (sixteen at first), each entry moved to its new place.
@@ -779,6 +800,7 @@ impl V4Positions {
 const AHEAD: usize = 12;
 const LOOKUP_AFTER: usize = 4;
 const SETS_AFTER: usize = 8;
+const _: () = assert!(0 < LOOKUP_AFTER && LOOKUP_AFTER < SETS_AFTER && SETS_AFTER < AHEAD);
 
 /// Up to this many sources, the slices stay in the processor's cache, and findings are added
 /// at once (a queue would only add its own work).
@@ -786,10 +808,20 @@ const CACHED_SOURCES: usize = 2048;
 
 /// Findings read but not yet added (see [`Aggregator::add_ahead`]), oldest first, each with
 /// the hash of its source and, once looked up, the position of its slice. They borrow the
-/// lines they were read from: the queue is emptied ([`Aggregator::catch_up`]) before those go.
+/// lines they were read from: the queue must be emptied ([`Aggregator::catch_up`]) before
+/// those go, which dropping it checks in tests and debug builds.
 #[derive(Debug, Default)]
 pub struct Pending<'a> {
     queue: std::collections::VecDeque<Queued<'a>>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        debug_assert!(
+            self.queue.is_empty() || std::thread::panicking(),
+            "findings left pending"
+        );
+    }
 }
 
 #[derive(Debug)]
@@ -965,16 +997,24 @@ pub(crate) mod tests {
 
     #[test]
     fn findings_added_ahead_make_the_slices_added_at_once_make() {
-        // More sources than stay in the cache, each source's findings spread among the others.
+        // More sources than stay in the cache, each source's findings spread among the others;
+        // once they are queued, one busy source sends from more interfaces than its set keeps
+        // (the first ones seen stay, so the order counts); a few sources are IPv6.
         let n = 5 * CACHED_SOURCES;
-        let lines: Vec<String> = (0..n).map(|i| format!("eni-{}", i % 13)).collect();
+        let lines: Vec<String> = (0..n)
+            .map(|i| match i % 4 {
+                1 if i > n / 2 => format!("eni-{}", i * 37 % 301),
+                _ => format!("eni-{}", i % 13),
+            })
+            .collect();
         let findings: Vec<Finding> = (0..n)
             .map(|i| {
-                let mut f = finding(
-                    &format!("10.0.{}.{}", i % 3001 / 250, i % 3001 % 250),
-                    &format!("10.1.0.{}", i % 11),
-                    (i % 17) as u16,
-                );
+                let source = match i % 4 {
+                    1 if i > n / 2 => "10.0.200.1".to_string(),
+                    _ if i % 7 == 0 => format!("2600:1f18::{:x}", i % 5),
+                    _ => format!("10.0.{}.{}", i % 3001 / 250, i % 3001 % 250),
+                };
+                let mut f = finding(&source, &format!("10.1.0.{}", i % 11), (i % 17) as u16);
                 f.interface_id = Some(&lines[i]);
                 f.start = Some(100 + i as u64);
                 f
@@ -990,7 +1030,14 @@ pub(crate) mod tests {
         assert!(!pending.queue.is_empty(), "some are still pending");
         ahead.catch_up(&mut pending);
         let (at_once, ahead) = (at_once.finish(None), ahead.finish(None));
-        assert_eq!(at_once.len(), 3001);
+        assert!(at_once.len() > CACHED_SOURCES, "{}", at_once.len());
+        let busy = at_once
+            .iter()
+            .find(|a| a.source == finding("10.0.200.1", "10.1.0.1", 1).source);
+        assert!(
+            !busy.unwrap().rejected_at.is_exact(),
+            "the busy source's set is full"
+        );
         assert_eq!(ahead, at_once);
         // Each source's findings in its own slice, counted apart from the positions' table.
         let mut expected: HashMap<IpAddr, u64> = HashMap::new();

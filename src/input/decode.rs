@@ -84,8 +84,8 @@ pub enum DecodeError {
     Parquet,
     /// The input could not be read whole, and what could is in `read`: it broke off (a partly
     /// uploaded object, an interrupted pipe), a header line named no usable format (the records
-    /// under it are counted malformed, the others read), or objects of it were read before one
-    /// that could not be. `note` says how much was read.
+    /// under it are counted malformed, the others read), or some of its objects (of a
+    /// notification) could not be read, and the others were. `note` says how much was read.
     #[error("{cause} ({note})")]
     Cut {
         read: Box<Report>,

@@ -852,12 +852,11 @@ impl Aggregator {
         finding: Finding<'a>,
         owner: Option<&'a str>,
     ) {
-        let hash = self.positions.hash(finding.source);
         if pending.queue.is_empty() && self.slices.len() <= CACHED_SOURCES {
-            let at = self.position(finding.source, hash);
-            self.slices[at as usize].add_with(&finding, owner, &mut self.ids);
+            self.add(&finding, owner);
             return;
         }
+        let hash = self.positions.hash(finding.source);
         self.positions.prefetch(finding.source, hash);
         if pending.queue.len() >= AHEAD {
             self.add_next(pending);

@@ -64,6 +64,69 @@ pub enum Direction {
     Egress,
 }
 
+/// A finding apart from the text it was read from: its strings kept as where they lie in that
+/// text, so that it can go to another thread with the text and be joined to it there.
+#[derive(Debug, Clone)]
+pub struct Detached {
+    /// The finding with its strings left out.
+    bare: Finding<'static>,
+    /// Where the account, interface, VPC, subnet and instance ids lie in the text.
+    spans: [Option<(u32, u32)>; 5],
+}
+
+impl Finding<'_> {
+    /// This finding apart from `text`, the text its strings borrow from; `None` when one of
+    /// them lies elsewhere, or past 4 GiB.
+    pub fn detach(&self, text: &[u8]) -> Option<Detached> {
+        let span = |s: Option<&str>| -> Option<Option<(u32, u32)>> {
+            let Some(s) = s else { return Some(None) };
+            let start = (s.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+            let end = start + s.len();
+            (end <= text.len()).then_some(())?;
+            Some(Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?)))
+        };
+        Some(Detached {
+            spans: [
+                span(self.account)?,
+                span(self.interface_id)?,
+                span(self.vpc_id)?,
+                span(self.subnet_id)?,
+                span(self.instance_id)?,
+            ],
+            bare: Finding {
+                account: None,
+                interface_id: None,
+                vpc_id: None,
+                subnet_id: None,
+                instance_id: None,
+                ..*self
+            },
+        })
+    }
+}
+
+impl Detached {
+    /// The finding again, its strings borrowed from `text`, the text it was detached from.
+    /// `None` when `text` is not that text (a span does not fall on it, or on UTF-8).
+    pub fn attach<'a>(&self, text: &'a [u8]) -> Option<Finding<'a>> {
+        let mut strings = [None; 5];
+        for (string, span) in strings.iter_mut().zip(self.spans) {
+            if let Some((start, end)) = span {
+                *string = Some(std::str::from_utf8(text.get(start as usize..end as usize)?).ok()?);
+            }
+        }
+        let [account, interface_id, vpc_id, subnet_id, instance_id] = strings;
+        Some(Finding {
+            account,
+            interface_id,
+            vpc_id,
+            subnet_id,
+            instance_id,
+            ..self.bare
+        })
+    }
+}
+
 /// SYN-ACK: the flags of a reply to a connection request.
 const SYN_ACK: u16 = 18;
 

@@ -24,16 +24,13 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::detect::activity::Pending;
 use crate::detect::alert::Origin;
-use crate::flow::format::FlowFormat;
 use crate::input::events::{recognise, Event};
-use crate::input::pipe::read_apart;
-use crate::input::scan::{Report, Scanner};
+use crate::input::pipe::{read_apart, read_lines_apart, Ahead, AheadWhen, ReadApart};
+use crate::input::scan::{ReadAhead, Report, Scanner};
 use byteclass::string_stop;
 use byteclass::swar::word;
 
-/// The longest raw record read as a record; longer lines are counted malformed and skipped.
-/// Real records are a few hundred bytes even with every field of every version.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub use crate::input::scan::MAX_LINE_BYTES;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// What a Parquet file starts with (flow logs delivered to S3 may be Parquet).
@@ -910,9 +907,7 @@ pub fn scan_reader_from(
     if head.starts_with(&GZIP_MAGIC) {
         let inflated = GzipMembers::new(BufReader::with_capacity(64 * 1024, reader));
         if config.inflate_apart {
-            return thread::scope(|scope| {
-                scan_plain(read_apart(scope, inflated), config, true, owner)
-            });
+            return scan_gzip_apart(inflated, config, owner, read_ahead_when_waited_on);
         }
         return scan_plain(
             BufReader::with_capacity(64 * 1024, inflated),
@@ -930,6 +925,45 @@ pub fn scan_reader_from(
         false,
         owner,
     )
+}
+
+/// Scans inflated gzip read on a thread of its own. When it holds lines (a flow log file, not
+/// an event), that thread also reads lines ahead, when `when` says so (see
+/// [`read_ahead_when_waited_on`]): the scan then only adds up what it read, in order, and
+/// gives the same report.
+fn scan_gzip_apart(
+    inflated: impl Read + Send,
+    config: &Config,
+    owner: Option<&str>,
+    when: AheadWhen,
+) -> Result<Report, DecodeError> {
+    let (head, inflated) =
+        peek(inflated, |h| first_content(h).is_some()).map_err(DecodeError::Gzip)?;
+    if matches!(first_content(&head), Some(b'{' | b'[')) {
+        return thread::scope(|scope| scan_plain(read_apart(scope, inflated), config, true, owner));
+    }
+    thread::scope(|scope| {
+        let mut scanner = Scanner::new(config);
+        let ahead = Ahead {
+            read: Box::new(move |block: &[u8]| scanner.read_ahead(block)),
+            when,
+        };
+        scan_lines_with(
+            read_lines_apart(scope, inflated, ahead),
+            config,
+            DecodeError::Gzip,
+            owner,
+            ReadApart::take_ahead,
+        )
+    })
+}
+
+/// When the reading thread reads a chunk's lines ahead: when the scanner has chunks waiting
+/// for it already, two or more (it is behind), rather than leave it with nothing to do. The
+/// work then shares itself out: measured, reading ahead every chunk is slower than reading
+/// none, and one waiting chunk as the mark is about the same as two (see the README).
+fn read_ahead_when_waited_on(waiting: usize, _chunk: usize) -> bool {
+    waiting > 1
 }
 
 /// The first bytes of `reader`, read until `enough` says so, the input ends, or [`PEEK_MAX`]
@@ -986,7 +1020,7 @@ fn scan_plain(
         let json = read_capped(reader, config.max_decoded_bytes, 0, io_error)?;
         return scan_json(json.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&json), config);
     }
-    scan_lines_with(reader, config, io_error, owner)
+    scan_lines_with(reader, config, io_error, owner, |_| None)
 }
 
 /// Gzip members one after the other, as `gzip` and `zcat` read them, with the zero padding
@@ -1045,17 +1079,19 @@ impl<R: BufRead> Read for GzipMembers<R> {
 
 /// Streams raw flow log records; a header line names the fields of the lines after it.
 pub fn scan_lines(reader: impl BufRead, config: &Config) -> Result<Report, DecodeError> {
-    scan_lines_with(reader, config, DecodeError::Io, None)
+    scan_lines_with(reader, config, DecodeError::Io, None, |_| None)
 }
 
 /// [`scan_lines`], with `io_error` saying what a read error is (a gzip error, for gzip input).
 /// A read error after some records gives them back with the cause ([`DecodeError::Cut`]), as
-/// does a header line naming no usable format, once the rest is read.
-fn scan_lines_with(
-    mut reader: impl BufRead,
+/// does a header line naming no usable format, once the rest is read. `take_ahead` gives what
+/// was read ahead of the buffer's lines on another thread, if anything was.
+fn scan_lines_with<R: BufRead>(
+    mut reader: R,
     config: &Config,
     io_error: impl Fn(io::Error) -> DecodeError,
     owner: Option<&str>,
+    take_ahead: impl Fn(&mut R) -> Option<ReadAhead>,
 ) -> Result<Report, DecodeError> {
     let mut scanner = Scanner::new(config);
     let mut line = Vec::with_capacity(1024);
@@ -1075,6 +1111,22 @@ fn scan_lines_with(
         }
     };
     loop {
+        if let Err(e) = reader.fill_buf() {
+            return Err(cut(scanner, e));
+        }
+        // A buffer of lines read ahead on another thread: taken as read, unless the format
+        // there was not the one here.
+        if let Some(ahead) = take_ahead(&mut reader) {
+            let buf = match reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) => return Err(cut(scanner, e)),
+            };
+            let len = buf.len();
+            if scanner.take_ahead(ahead, buf, owner) {
+                reader.consume(len);
+                continue;
+            }
+        }
         // The whole lines the buffer holds are read where they are: one UTF-8 check for all of
         // them and no copy (a file's millions of lines would each be copied and checked alone).
         let buf = match reader.fill_buf() {
@@ -1097,9 +1149,7 @@ fn scan_lines_with(
             break;
         }
         if complete {
-            let mut pending = Pending::default();
-            scan_line(&mut scanner, &line, owner, &mut pending);
-            scanner.catch_up(&mut pending);
+            scan_line(&mut scanner, &line, owner);
         } else {
             scanner.unreadable_record();
         }
@@ -1118,63 +1168,25 @@ fn scan_lines_with(
 
 /// Scans whole lines, each ending with its line break.
 fn scan_block(scanner: &mut Scanner, block: &[u8], owner: Option<&str>) {
-    // When some line is not text, each is checked alone, to count just those.
-    let text = std::str::from_utf8(block).ok();
     let mut pending = Pending::default();
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', block) {
-        if end - start > MAX_LINE_BYTES {
-            scanner.unreadable_record();
-        } else {
-            match text {
-                // A line break is a character of its own: the cut falls between characters.
-                Some(text) => scan_text(scanner, &text[start..=end], owner, &mut pending),
-                None => scan_line(scanner, &block[start..=end], owner, &mut pending),
-            }
-        }
-        start = end + 1;
-    }
+    scanner.block(block, |scanner, finding| {
+        scanner.add_ahead(finding, owner, &mut pending)
+    });
     scanner.catch_up(&mut pending);
 }
 
-/// Scans one line that was read whole.
-fn scan_line<'a>(
-    scanner: &mut Scanner,
-    line: &'a [u8],
-    owner: Option<&'a str>,
-    pending: &mut Pending<'a>,
-) {
+/// Scans one line read whole, on its own (one that a buffer did not hold).
+fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) {
     match std::str::from_utf8(line) {
-        Ok(text) => scan_text(scanner, text, owner, pending),
+        Ok(text) => {
+            if let Some(finding) = scanner.line(text) {
+                let mut pending = Pending::default();
+                scanner.add_ahead(finding, owner, &mut pending);
+                scanner.catch_up(&mut pending);
+            }
+        }
         Err(_) => scanner.unreadable_record(),
     }
-}
-
-/// Scans one line of text: a record, or a header that names the format of the lines after it.
-fn scan_text<'a>(
-    scanner: &mut Scanner,
-    text: &'a str,
-    owner: Option<&'a str>,
-    pending: &mut Pending<'a>,
-) {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Every header line names the format of the lines after it: files written by two flow
-    // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts with a
-    // field name; a record of the usual formats starts with a digit or a dash.
-    let header = text.trim_ascii_start();
-    if header
-        .as_bytes()
-        .first()
-        .is_some_and(u8::is_ascii_lowercase)
-        && FlowFormat::looks_like_header(header)
-    {
-        match FlowFormat::parse(header) {
-            Ok(format) => scanner.use_format(format),
-            Err(why) => scanner.refuse_format(why),
-        }
-        return;
-    }
-    scanner.record_ahead(text, owner, pending);
 }
 
 /// Reads one line into `line` unless it is longer than [`MAX_LINE_BYTES`], in which case the
@@ -1213,6 +1225,7 @@ fn read_line_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::format::FlowFormat;
     use flate2::write::GzEncoder;
     use std::io::Write;
 
@@ -1249,9 +1262,34 @@ mod tests {
 
     #[test]
     fn lines_read_in_place_give_what_reading_each_alone_gives() {
-        // Records from inside and outside, a header that changes the format midway, a byte
-        // order mark, CRLF, bytes that are not UTF-8, lines over the cap, blank lines, and a
-        // last line without its break.
+        let text = mixed_lines();
+        // Each line alone, as lines were read before, and its finding added at once (read in
+        // blocks, findings are added a few lines late: the same, in the same order).
+        let config = config();
+        let mut scanner = Scanner::new(&config);
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            if line.len() > MAX_LINE_BYTES + 1 {
+                scanner.unreadable_record();
+            } else {
+                scan_line(&mut scanner, line, None);
+            }
+        }
+        let alone = scanner.finish(Origin::default());
+        assert!(alone.counts.malformed > 60 && alone.counts.findings > 1000);
+        assert!(alone.activities.len() > 2500, "{}", alone.activities.len());
+        // Buffers that cut lines anywhere, or hold many whole.
+        for capacity in [7, 100, 4096, 64 * 1024, 1 << 20] {
+            let report =
+                scan_lines(io::BufReader::with_capacity(capacity, &text[..]), &config).unwrap();
+            assert_eq!(report.counts, alone.counts, "buffer {capacity}");
+            assert_eq!(report.activities, alone.activities, "buffer {capacity}");
+        }
+    }
+
+    /// Records from inside and outside, a header that changes the format midway, a byte order
+    /// mark, CRLF, bytes that are not UTF-8, lines over the cap, blank lines, and a last line
+    /// without its break; about 7 MB.
+    fn mixed_lines() -> Vec<u8> {
         let mut text = Vec::new();
         for i in 0..9000u32 {
             let line = match i % 97 {
@@ -1283,28 +1321,61 @@ mod tests {
             text.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
         }
         text.extend_from_slice(REJECT.as_bytes());
-        // Each line alone, as lines were read before, and its finding added at once (read in
-        // blocks, findings are added a few lines late: the same, in the same order).
-        let config = config();
-        let mut scanner = Scanner::new(&config);
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            if line.len() > MAX_LINE_BYTES + 1 {
-                scanner.unreadable_record();
-            } else {
-                let mut pending = Pending::default();
-                scan_line(&mut scanner, line, None, &mut pending);
-                scanner.catch_up(&mut pending);
-            }
+        text
+    }
+
+    #[test]
+    fn lines_read_ahead_on_the_inflating_thread_give_what_one_thread_gives() {
+        // The mixed lines; a header naming no usable format, and chunks of records under it;
+        // a header naming another format, and chunks of records in it; a line longer than a
+        // chunk (so that the chunks after it start within it); and the mixed lines again. The
+        // report, or the error with what was read, must not depend on which chunks the
+        // inflating thread read ahead, nor on whether it saw every header line.
+        let mut text = mixed_lines();
+        text.extend_from_slice(b"\nversion srcaddr\n");
+        for i in 0..4000 {
+            // Records of the format before the header: read, they would be findings.
+            let line = REJECT.replace("172.31.9.69", &format!("172.31.0.{}", i % 200));
+            text.extend_from_slice(format!("{line}\n").as_bytes());
         }
-        let alone = scanner.finish(Origin::default());
-        assert!(alone.counts.malformed > 60 && alone.counts.findings > 1000);
-        assert!(alone.activities.len() > 2500, "{}", alone.activities.len());
-        // Buffers that cut lines anywhere, or hold many whole.
-        for capacity in [7, 100, 4096, 64 * 1024, 1 << 20] {
-            let report =
-                scan_lines(io::BufReader::with_capacity(capacity, &text[..]), &config).unwrap();
-            assert_eq!(report.counts, alone.counts, "buffer {capacity}");
-            assert_eq!(report.activities, alone.activities, "buffer {capacity}");
+        text.extend_from_slice(b"srcaddr dstaddr dstport action\n");
+        for i in 0..30000 {
+            let line = format!("172.31.1.{} 172.31.9.9 {} REJECT\n", i % 200, i % 1000);
+            text.extend_from_slice(line.as_bytes());
+        }
+        text.extend_from_slice(&vec![b'8'; 3 * 256 * 1024 + 11]);
+        text.extend_from_slice(b"\n");
+        text.extend_from_slice(&mixed_lines());
+        let file = gzip(&text);
+        let one_thread = Config {
+            inflate_apart: false,
+            ..config()
+        };
+        let expected = scan_reader(&file[..], &one_thread);
+        let Err(DecodeError::Cut { read: expected, .. }) = &expected else {
+            panic!("the refused header is reported: {expected:?}");
+        };
+        assert!(expected.counts.findings > 2000 && expected.counts.malformed > 120);
+        let policies: [(&str, AheadWhen); 5] = [
+            ("every chunk", |_, _| true),
+            ("odd chunks", |_, n| n % 2 == 1),
+            ("even chunks", |_, n| n % 2 == 0),
+            ("none", |_, _| false),
+            ("when waited on", read_ahead_when_waited_on),
+        ];
+        for (name, when) in policies {
+            let apart = scan_gzip_apart(GzipMembers::new(&file[..]), &config(), None, when);
+            let got = scan_reader(&file[..], &one_thread);
+            assert_eq!(
+                apart.as_ref().map_err(ToString::to_string).err(),
+                got.as_ref().map_err(ToString::to_string).err(),
+                "{name}"
+            );
+            let Err(DecodeError::Cut { read, .. }) = apart else {
+                unreachable!()
+            };
+            assert_eq!(read.counts, expected.counts, "{name}");
+            assert!(read.activities == expected.activities, "{name}");
         }
     }
 

@@ -4,7 +4,7 @@
 //! of the file.
 
 use std::io::{self, BufRead, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::Scope;
@@ -15,47 +15,116 @@ const CHUNK: usize = 256 * 1024;
 /// Chunks read ahead of the scanner, waiting for it.
 const AHEAD: usize = 2;
 
-/// What the reading thread hands over: a chunk and how much of it is filled, or the error
-/// that stopped it (after the chunks read before it).
-type Handed = io::Result<(Vec<u8>, usize)>;
+/// What the reading thread hands over: a chunk, how much of it is filled, and what was read
+/// ahead of it if anything was; or the error that stopped it (after the chunks read before it).
+type Handed<T> = io::Result<(Vec<u8>, usize, Option<T>)>;
+
+/// Reading ahead on the reading thread: `read` is given a chunk of whole lines when `when`
+/// says so, from the number of chunks waiting for the scanner and the chunk's number.
+pub struct Ahead<'scope, T> {
+    pub read: ReadLines<'scope, T>,
+    pub when: AheadWhen,
+}
+
+/// What reads a chunk of whole lines ahead.
+pub type ReadLines<'scope, T> = Box<dyn FnMut(&[u8]) -> T + Send + 'scope>;
+
+/// When a chunk is read ahead, from the number of chunks waiting and the chunk's number.
+pub type AheadWhen = fn(usize, usize) -> bool;
 
 /// The bytes of `reader`, read on a thread of `scope` as fast as they are taken. When the
 /// [`ReadApart`] is dropped (the scanner stopped early), the thread stops once the read under
 /// way returns: the scope then ends without waiting for more input.
 pub fn read_apart<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
+    reader: R,
+) -> ReadApart<()> {
+    spawn(scope, reader, None)
+}
+
+/// [`read_apart`] for lines, with `ahead` read on the reading thread when its `when` says:
+/// every chunk but the last ends with a line break (the line it cuts starts the next chunk),
+/// unless a line is longer than a chunk; a chunk read ahead holds whole lines. The scanner
+/// takes what was read with [`ReadApart::take_ahead`].
+pub fn read_lines_apart<'scope, R: Read + Send + 'scope, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    reader: R,
+    ahead: Ahead<'scope, T>,
+) -> ReadApart<T> {
+    spawn(scope, reader, Some(ahead))
+}
+
+fn spawn<'scope, R: Read + Send + 'scope, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
     mut reader: R,
-) -> ReadApart {
-    let (hand, handed) = sync_channel::<Handed>(AHEAD);
+    mut ahead: Option<Ahead<'scope, T>>,
+) -> ReadApart<T> {
+    let (hand, handed) = sync_channel::<Handed<T>>(AHEAD);
     let (give_back, given_back) = sync_channel::<Vec<u8>>(AHEAD + 2);
     let stopped = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&stopped);
-    scope.spawn(move || loop {
-        let mut chunk = given_back.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-        let (filled, error) = fill(&mut reader, &mut chunk, &stop);
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        if filled > 0 && hand.send(Ok((chunk, filled))).is_err() {
-            return;
-        }
-        match error {
-            Some(e) => {
-                let _ = hand.send(Err(e));
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let handing = Arc::clone(&waiting);
+    scope.spawn(move || {
+        // The end of a line cut by the last chunk's end, which starts the next one.
+        let mut tail = Vec::new();
+        // Whether the next chunk starts at the start of a line.
+        let mut line_start = true;
+        for number in 0.. {
+            let mut chunk = given_back.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+            chunk[..tail.len()].copy_from_slice(&tail);
+            let (read, error) = fill(&mut reader, &mut chunk[tail.len()..], &stop);
+            let filled = tail.len() + read;
+            tail.clear();
+            if stop.load(Ordering::Relaxed) {
                 return;
             }
-            // The end: dropping `hand` tells the scanner.
-            None if filled < CHUNK => return,
-            None => {}
+            let more = error.is_none() && filled == CHUNK;
+            let end = match ahead {
+                Some(_) if more => {
+                    memchr::memrchr(b'\n', &chunk[..filled]).map_or(filled, |i| i + 1)
+                }
+                _ => filled,
+            };
+            tail.extend_from_slice(&chunk[end..filled]);
+            let whole_lines = line_start && end > 0 && chunk[end - 1] == b'\n';
+            if end > 0 {
+                line_start = chunk[end - 1] == b'\n';
+            }
+            let read_ahead = match &mut ahead {
+                Some(Ahead { read, when })
+                    if whole_lines && when(handing.load(Ordering::Relaxed), number) =>
+                {
+                    Some(read(&chunk[..end]))
+                }
+                _ => None,
+            };
+            if end > 0 {
+                handing.fetch_add(1, Ordering::Relaxed);
+                if hand.send(Ok((chunk, end, read_ahead))).is_err() {
+                    return;
+                }
+            }
+            match error {
+                Some(e) => {
+                    let _ = hand.send(Err(e));
+                    return;
+                }
+                // The end: dropping `hand` tells the scanner.
+                None if !more => return,
+                None => {}
+            }
         }
     });
     ReadApart {
         handed,
         give_back,
         stopped,
+        waiting,
         chunk: Vec::new(),
         at: 0,
         end: 0,
+        ahead: None,
     }
 }
 
@@ -76,23 +145,40 @@ fn fill(reader: &mut impl Read, chunk: &mut [u8], stop: &AtomicBool) -> (usize, 
 
 /// The scanner's end of [`read_apart`]: the chunks in the order they were read, then the
 /// reading thread's error if it had one, then the end.
-pub struct ReadApart {
-    handed: Receiver<Handed>,
+pub struct ReadApart<T> {
+    handed: Receiver<Handed<T>>,
     give_back: SyncSender<Vec<u8>>,
     /// Set when the scanner is done with the input.
     stopped: Arc<AtomicBool>,
+    /// Chunks handed over and not yet taken.
+    waiting: Arc<AtomicUsize>,
     chunk: Vec<u8>,
     at: usize,
     end: usize,
+    /// What was read ahead of the chunk under way.
+    ahead: Option<T>,
 }
 
-impl BufRead for ReadApart {
+impl<T> ReadApart<T> {
+    /// What was read ahead of the chunk under way, while none of it has been consumed.
+    pub fn take_ahead(&mut self) -> Option<T> {
+        if self.at == 0 {
+            self.ahead.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> BufRead for ReadApart<T> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.at == self.end {
             // A closed channel is the end: the reading thread is done (a panic there is
             // raised again when its scope ends, so it is never taken for the end).
             if let Ok(next) = self.handed.recv() {
-                let (chunk, end) = next?;
+                let (chunk, end, ahead) = next?;
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.ahead = ahead;
                 let read = std::mem::replace(&mut self.chunk, chunk);
                 if !read.is_empty() {
                     // When the thread has stopped or has enough, the chunk is simply freed.
@@ -110,13 +196,13 @@ impl BufRead for ReadApart {
     }
 }
 
-impl Drop for ReadApart {
+impl<T> Drop for ReadApart<T> {
     fn drop(&mut self) {
         self.stopped.store(true, Ordering::Relaxed);
     }
 }
 
-impl Read for ReadApart {
+impl<T> Read for ReadApart<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let available = self.fill_buf()?;
         let n = available.len().min(buf.len());
@@ -196,6 +282,60 @@ mod tests {
                     assert!(read == data, "{len} bytes before the error");
                 });
             }
+        }
+    }
+
+    #[test]
+    fn chunks_of_lines_end_at_a_line_break_and_those_read_ahead_hold_whole_lines() {
+        // Lines of many lengths, one longer than two chunks, and a last line without its break.
+        let mut data = Vec::new();
+        for i in 0..40_000usize {
+            let len = if i == 20_000 {
+                2 * CHUNK + 5
+            } else {
+                i * 7 % 300
+            };
+            data.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
+            data.push(b'\n');
+        }
+        data.extend_from_slice(b"no break");
+        for step in [1000, CHUNK, 3 * CHUNK] {
+            std::thread::scope(|scope| {
+                let ahead = Ahead {
+                    read: Box::new(|block: &[u8]| block.to_vec()),
+                    when: |_, _| true,
+                };
+                let reader = Dribble {
+                    data: &data,
+                    step,
+                    error: None,
+                };
+                let mut apart = read_lines_apart(scope, reader, ahead);
+                let (mut read, mut chunks, mut ahead) = (Vec::new(), 0, 0);
+                loop {
+                    apart.fill_buf().unwrap();
+                    let taken = apart.take_ahead();
+                    let buf = apart.fill_buf().unwrap();
+                    if buf.is_empty() {
+                        break;
+                    }
+                    if let Some(taken) = taken {
+                        assert!(taken == buf, "what was read ahead is the chunk");
+                        assert!(read.is_empty() || read.ends_with(b"\n"));
+                        ahead += 1;
+                    }
+                    chunks += 1;
+                    let more = read.len() + buf.len() < data.len();
+                    assert!(!more || buf.ends_with(b"\n") || !buf.contains(&b'\n'));
+                    read.extend_from_slice(buf);
+                    let n = buf.len();
+                    apart.consume(n);
+                }
+                assert!(read == data, "{step} at a time");
+                // The chunks within the long line, and the one after it, are not read ahead.
+                assert!(ahead > 0 && ahead + 4 >= chunks, "{ahead} of {chunks}");
+                assert!(ahead < chunks);
+            });
         }
     }
 

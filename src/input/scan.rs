@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::detect::activity::{Activity, Aggregator, Pending};
 use crate::detect::alert::Origin;
-use crate::detect::rule::{classify, Finding, Verdict};
+use crate::detect::rule::{classify, Detached, Finding, Verdict};
 use crate::flow::format::{FlowFormat, FormatError};
 use crate::flow::record::RecordSplitter;
 
@@ -144,6 +144,24 @@ pub fn combined_fingerprint(parts: &[Option<u64>]) -> Option<u64> {
     }
 }
 
+/// The longest raw record read as a record; longer lines are counted malformed and skipped.
+/// Real records are a few hundred bytes even with every field of every version.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What [`Scanner::read_ahead`] read of a block of lines, for [`Scanner::take_ahead`].
+#[derive(Debug)]
+pub struct ReadAhead {
+    /// The format the block was read with, and whether it was unusable (after a refused
+    /// header); then the same after the block, whose header lines may have changed them.
+    from: (FlowFormat, bool),
+    to: (FlowFormat, bool),
+    counts: Counts,
+    /// The first header refused in the block: the block's records before it, and why.
+    refused: Option<(u64, FormatError)>,
+    /// The findings, in order; `None` if one could not be detached from the block.
+    found: Option<Vec<Detached>>,
+}
+
 /// Scans lines of one input against the configuration.
 pub struct Scanner<'c> {
     config: Cow<'c, Config>,
@@ -196,18 +214,121 @@ impl<'c> Scanner<'c> {
         }
     }
 
-    /// Scans one record of many, as [`Scanner::record`], but adds its finding a few records
-    /// later (see [`Aggregator::add_ahead`]); [`Scanner::catch_up`] adds those still pending
-    /// before the lines go.
-    pub fn record_ahead<'a>(
+    /// Scans the whole lines of `block`, each ending with its line break, as a file holds
+    /// them: records, and header lines that name the format of the lines after them. Each
+    /// finding goes to `found`; a line that is not text, or longer than [`MAX_LINE_BYTES`], is
+    /// counted unreadable.
+    pub fn block<'a>(&mut self, block: &'a [u8], mut found: impl FnMut(&mut Self, Finding<'a>)) {
+        // One UTF-8 check for all of the lines; when some line is not text, each is checked
+        // alone, to count just those.
+        let text = std::str::from_utf8(block).ok();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', block) {
+            let line = match text {
+                _ if end - start > MAX_LINE_BYTES => None,
+                // A line break is a character of its own: the cut falls between characters.
+                Some(text) => Some(&text[start..=end]),
+                None => std::str::from_utf8(&block[start..=end]).ok(),
+            };
+            match line {
+                Some(line) => {
+                    if let Some(finding) = self.line(line) {
+                        found(self, finding);
+                    }
+                }
+                None => self.unreadable_record(),
+            }
+            start = end + 1;
+        }
+    }
+
+    /// Scans one line of text: a record, whose finding it gives if it is one, or a header
+    /// that names the format of the lines after it.
+    pub fn line<'a>(&mut self, text: &'a str) -> Option<Finding<'a>> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Every header line names the format of the lines after it: files written by two flow
+        // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts
+        // with a field name; a record of the usual formats starts with a digit or a dash.
+        let header = text.trim_ascii_start();
+        if header
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_lowercase)
+            && FlowFormat::looks_like_header(header)
+        {
+            match FlowFormat::parse(header) {
+                Ok(format) => self.use_format(format),
+                Err(why) => self.refuse_format(why),
+            }
+            return None;
+        }
+        self.read(text)
+    }
+
+    /// Adds a finding of many a few findings later (see [`Aggregator::add_ahead`]);
+    /// [`Scanner::catch_up`] adds those still pending before their lines go.
+    pub fn add_ahead<'a>(
         &mut self,
-        line: &'a str,
+        finding: Finding<'a>,
         owner: Option<&'a str>,
         pending: &mut Pending<'a>,
     ) {
-        if let Some(finding) = self.read(line) {
-            self.aggregator.add_ahead(pending, finding, owner);
+        self.aggregator.add_ahead(pending, finding, owner);
+    }
+
+    /// Reads a block of whole lines (as [`Scanner::block`]) for another scanner, on another
+    /// thread, to take with [`Scanner::take_ahead`]: what the lines hold, without the
+    /// grouping, which must follow the order of the whole input. This scanner must read every
+    /// block that the other takes, in order, to know the format in use.
+    pub fn read_ahead(&mut self, block: &[u8]) -> ReadAhead {
+        let from = (self.config.format.clone(), self.unusable_format);
+        let mut found = Vec::new();
+        let mut lost = false;
+        self.block(block, |_, finding| match finding.detach(block) {
+            Some(detached) => found.push(detached),
+            None => lost = true,
+        });
+        ReadAhead {
+            from,
+            to: (self.config.format.clone(), self.unusable_format),
+            counts: std::mem::take(&mut self.counts),
+            refused: self.refused.take(),
+            found: (!lost).then_some(found),
         }
+    }
+
+    /// Takes what [`Scanner::read_ahead`] read of `block` as if this scanner had read it: the
+    /// counts, the header lines and the findings, added in order. Returns `false`, having
+    /// taken nothing, when it was read with another format than the one this scanner is at
+    /// (the scanner that read it missed a header line in a block it did not read): this
+    /// scanner must then read the block itself.
+    pub fn take_ahead(&mut self, ahead: ReadAhead, block: &[u8], owner: Option<&str>) -> bool {
+        let Some(found) = &ahead.found else {
+            return false;
+        };
+        if ahead.from.0 != self.config.format || ahead.from.1 != self.unusable_format {
+            return false;
+        }
+        let findings: Option<Vec<Finding>> = found.iter().map(|d| d.attach(block)).collect();
+        let Some(findings) = findings else {
+            return false;
+        };
+        if let Some((after, why)) = ahead.refused {
+            self.refused
+                .get_or_insert((self.counts.records + after, why));
+        }
+        self.counts.add(&ahead.counts);
+        let (format, unusable) = ahead.to;
+        if format != self.config.format {
+            self.config.to_mut().format = format;
+        }
+        self.unusable_format = unusable;
+        let mut pending = Pending::default();
+        for finding in findings {
+            self.aggregator.add_ahead(&mut pending, finding, owner);
+        }
+        self.aggregator.catch_up(&mut pending);
+        true
     }
 
     /// Adds the findings still pending.

@@ -106,13 +106,16 @@ impl Finding<'_> {
 }
 
 impl Detached {
-    /// The finding again, its strings borrowed from `text`, the text it was detached from.
-    /// `None` when `text` is not that text (a span does not fall on it, or on UTF-8).
-    pub fn attach<'a>(&self, text: &'a [u8]) -> Option<Finding<'a>> {
+    /// The finding again, its strings borrowed from the text it was detached from: `text`
+    /// gives the string at a span of it. `None` when it gives none (the text is not that text).
+    pub fn attach<'a>(
+        &self,
+        text: impl Fn(usize, usize) -> Option<&'a str>,
+    ) -> Option<Finding<'a>> {
         let mut strings = [None; 5];
         for (string, span) in strings.iter_mut().zip(self.spans) {
             if let Some((start, end)) = span {
-                *string = Some(std::str::from_utf8(text.get(start as usize..end as usize)?).ok()?);
+                *string = Some(text(start as usize, end as usize)?);
             }
         }
         let [account, interface_id, vpc_id, subnet_id, instance_id] = strings;

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::detect::activity::Pending;
 use crate::detect::alert::Origin;
 use crate::input::events::{recognise, Event};
-use crate::input::pipe::{read_apart, read_lines_apart, Ahead, AheadWhen, ReadApart};
+use crate::input::pipe::{read_apart, read_lines_apart, Ahead, AheadWhen, LinesAhead, ReadApart};
 use crate::input::scan::{ReadAhead, Report, Scanner};
 use byteclass::string_stop;
 use byteclass::swar::word;
@@ -943,9 +943,8 @@ fn scan_gzip_apart(
         return thread::scope(|scope| scan_plain(read_apart(scope, inflated), config, true, owner));
     }
     thread::scope(|scope| {
-        let mut scanner = Scanner::new(config);
         let ahead = Ahead {
-            read: Box::new(move |block: &[u8]| scanner.read_ahead(block)),
+            lines: Scanner::new(config),
             when,
         };
         scan_lines_with(
@@ -956,6 +955,18 @@ fn scan_gzip_apart(
             ReadApart::take_ahead,
         )
     })
+}
+
+impl LinesAhead for Scanner<'_> {
+    type Read = ReadAhead;
+
+    fn read(&mut self, lines: &[u8]) -> ReadAhead {
+        self.read_ahead(lines)
+    }
+
+    fn skim(&mut self, lines: &[u8], line_start: bool) {
+        self.follow_headers(lines, line_start);
+    }
 }
 
 /// When the reading thread reads a chunk's lines ahead: when the scanner has chunks waiting
@@ -1351,11 +1362,48 @@ mod tests {
             inflate_apart: false,
             ..config()
         };
-        let expected = scan_reader(&file[..], &one_thread);
-        let Err(DecodeError::Cut { read: expected, .. }) = &expected else {
-            panic!("the refused header is reported: {expected:?}");
+        let Err(DecodeError::Cut { read, .. }) = scan_reader(&file[..], &one_thread) else {
+            panic!("the refused header is reported");
         };
-        assert!(expected.counts.findings > 2000 && expected.counts.malformed > 120);
+        assert!(read.counts.findings > 2000 && read.counts.malformed > 120);
+        let taken = taken_ahead_giving_what_one_thread_gives(&file);
+        assert!(taken[..3].iter().all(|&(_, n)| n > 5), "{taken:?}");
+        // Cut off midway (a partly uploaded object): what was read before the cut.
+        let cut = &file[..file.len() * 2 / 3];
+        assert!(matches!(
+            scan_reader(cut, &one_thread),
+            Err(DecodeError::Cut { .. })
+        ));
+        taken_ahead_giving_what_one_thread_gives(cut);
+        // A file whose header names another format than the configured one, in the first
+        // chunk, which is not read ahead when odd chunks are: the reading thread must follow
+        // it to read the others.
+        let mut text = b"version vpc-id subnet-id instance-id interface-id account-id srcaddr \
+            dstaddr srcport dstport protocol packets bytes start end action log-status\n"
+            .to_vec();
+        for i in 0..20_000 {
+            let line = format!(
+                "3 vpc-0abc1234 subnet-0abc1234 i-0123456789abcdef0 eni-0123456789abcdef0 \
+                 123456789010 172.31.2.{} 172.31.9.9 40000 {} 6 1 40 1 2 REJECT OK\n",
+                i % 250,
+                i % 900
+            );
+            text.extend_from_slice(line.as_bytes());
+        }
+        let taken = taken_ahead_giving_what_one_thread_gives(&gzip(&text));
+        assert!(taken[1].1 > 2, "{taken:?}");
+    }
+
+    /// Scans gzip `file` on two threads, under each way of choosing the chunks read ahead
+    /// (every one, odd ones, even ones, none, and the function's), checks that each gives what
+    /// one thread gives, and returns how many chunks each took as read ahead.
+    fn taken_ahead_giving_what_one_thread_gives(file: &[u8]) -> Vec<(&'static str, usize)> {
+        use crate::input::scan::TAKEN_AHEAD;
+        let one_thread = Config {
+            inflate_apart: false,
+            ..config()
+        };
+        let expected = scan_reader(file, &one_thread);
         let policies: [(&str, AheadWhen); 5] = [
             ("every chunk", |_, _| true),
             ("odd chunks", |_, n| n % 2 == 1),
@@ -1363,20 +1411,28 @@ mod tests {
             ("none", |_, _| false),
             ("when waited on", read_ahead_when_waited_on),
         ];
-        for (name, when) in policies {
-            let apart = scan_gzip_apart(GzipMembers::new(&file[..]), &config(), None, when);
-            let got = scan_reader(&file[..], &one_thread);
-            assert_eq!(
-                apart.as_ref().map_err(ToString::to_string).err(),
-                got.as_ref().map_err(ToString::to_string).err(),
-                "{name}"
-            );
-            let Err(DecodeError::Cut { read, .. }) = apart else {
-                unreachable!()
-            };
-            assert_eq!(read.counts, expected.counts, "{name}");
-            assert!(read.activities == expected.activities, "{name}");
-        }
+        let read = |result: &Result<Report, DecodeError>| match result {
+            Ok(report) => Some(report.clone()),
+            Err(DecodeError::Cut { read, .. }) => Some(read.as_ref().clone()),
+            Err(_) => None,
+        };
+        let expected_read = read(&expected).expect("records are read");
+        policies
+            .into_iter()
+            .map(|(name, when)| {
+                TAKEN_AHEAD.with(|taken| taken.set(0));
+                let apart = scan_gzip_apart(GzipMembers::new(file), &config(), None, when);
+                assert_eq!(
+                    apart.as_ref().err().map(ToString::to_string),
+                    expected.as_ref().err().map(ToString::to_string),
+                    "{name}"
+                );
+                let got = read(&apart).expect("records are read");
+                assert_eq!(got.counts, expected_read.counts, "{name}");
+                assert!(got.activities == expected_read.activities, "{name}");
+                (name, TAKEN_AHEAD.with(std::cell::Cell::get))
+            })
+            .collect()
     }
 
     #[test]

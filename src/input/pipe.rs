@@ -19,15 +19,33 @@ const AHEAD: usize = 2;
 /// ahead of it if anything was; or the error that stopped it (after the chunks read before it).
 type Handed<T> = io::Result<(Vec<u8>, usize, Option<T>)>;
 
-/// Reading ahead on the reading thread: `read` is given a chunk of whole lines when `when`
-/// says so, from the number of chunks waiting for the scanner and the chunk's number.
-pub struct Ahead<'scope, T> {
-    pub read: ReadLines<'scope, T>,
+/// Reading ahead on the reading thread: `lines` reads a chunk of whole lines when `when` says
+/// so, from the number of chunks waiting for the scanner and the chunk's number, and skims
+/// the others.
+pub struct Ahead<A> {
+    pub lines: A,
     pub when: AheadWhen,
 }
 
-/// What reads a chunk of whole lines ahead.
-pub type ReadLines<'scope, T> = Box<dyn FnMut(&[u8]) -> T + Send + 'scope>;
+/// What the reading thread does with the chunks of lines it hands over.
+pub trait LinesAhead: Send {
+    /// What it reads of a chunk, for the scanner.
+    type Read: Send;
+    /// Reads a chunk of whole lines.
+    fn read(&mut self, lines: &[u8]) -> Self::Read;
+    /// Looks through a chunk it hands over unread (for what reading the next ones needs),
+    /// whose first line started in an earlier chunk when `line_start` is false.
+    fn skim(&mut self, lines: &[u8], line_start: bool);
+}
+
+/// No reading ahead, for [`read_apart`].
+pub struct Unread;
+
+impl LinesAhead for Unread {
+    type Read = ();
+    fn read(&mut self, _: &[u8]) {}
+    fn skim(&mut self, _: &[u8], _: bool) {}
+}
 
 /// When a chunk is read ahead, from the number of chunks waiting and the chunk's number.
 pub type AheadWhen = fn(usize, usize) -> bool;
@@ -39,27 +57,27 @@ pub fn read_apart<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     reader: R,
 ) -> ReadApart<()> {
-    spawn(scope, reader, None)
+    spawn::<R, Unread>(scope, reader, None)
 }
 
 /// [`read_apart`] for lines, with `ahead` read on the reading thread when its `when` says:
 /// every chunk but the last ends with a line break (the line it cuts starts the next chunk),
 /// unless a line is longer than a chunk; a chunk read ahead holds whole lines. The scanner
 /// takes what was read with [`ReadApart::take_ahead`].
-pub fn read_lines_apart<'scope, R: Read + Send + 'scope, T: Send + 'scope>(
+pub fn read_lines_apart<'scope, R: Read + Send + 'scope, A: LinesAhead + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     reader: R,
-    ahead: Ahead<'scope, T>,
-) -> ReadApart<T> {
+    ahead: Ahead<A>,
+) -> ReadApart<A::Read> {
     spawn(scope, reader, Some(ahead))
 }
 
-fn spawn<'scope, R: Read + Send + 'scope, T: Send + 'scope>(
+fn spawn<'scope, R: Read + Send + 'scope, A: LinesAhead + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     mut reader: R,
-    mut ahead: Option<Ahead<'scope, T>>,
-) -> ReadApart<T> {
-    let (hand, handed) = sync_channel::<Handed<T>>(AHEAD);
+    mut ahead: Option<Ahead<A>>,
+) -> ReadApart<A::Read> {
+    let (hand, handed) = sync_channel::<Handed<A::Read>>(AHEAD);
     let (give_back, given_back) = sync_channel::<Vec<u8>>(AHEAD + 2);
     let stopped = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&stopped);
@@ -87,17 +105,22 @@ fn spawn<'scope, R: Read + Send + 'scope, T: Send + 'scope>(
                 _ => filled,
             };
             tail.extend_from_slice(&chunk[end..filled]);
-            let whole_lines = line_start && end > 0 && chunk[end - 1] == b'\n';
+            let starts_line = line_start;
+            let whole_lines = starts_line && end > 0 && chunk[end - 1] == b'\n';
             if end > 0 {
                 line_start = chunk[end - 1] == b'\n';
             }
             let read_ahead = match &mut ahead {
-                Some(Ahead { read, when })
+                Some(Ahead { lines, when })
                     if whole_lines && when(handing.load(Ordering::Relaxed), number) =>
                 {
-                    Some(read(&chunk[..end]))
+                    Some(lines.read(&chunk[..end]))
                 }
-                _ => None,
+                Some(Ahead { lines, .. }) => {
+                    lines.skim(&chunk[..end], starts_line);
+                    None
+                }
+                None => None,
             };
             if end > 0 {
                 handing.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +166,7 @@ fn fill(reader: &mut impl Read, chunk: &mut [u8], stop: &AtomicBool) -> (usize, 
     (filled, None)
 }
 
-/// The scanner's end of [`read_apart`]: the chunks in the order they were read, then the
+/// The scanner's end of [`read_apart`] and [`read_lines_apart`]: the chunks in the order they were read, then the
 /// reading thread's error if it had one, then the end.
 pub struct ReadApart<T> {
     handed: Receiver<Handed<T>>,
@@ -301,8 +324,16 @@ mod tests {
         data.extend_from_slice(b"no break");
         for step in [1000, CHUNK, 3 * CHUNK] {
             std::thread::scope(|scope| {
+                struct Copy;
+                impl LinesAhead for Copy {
+                    type Read = Vec<u8>;
+                    fn read(&mut self, lines: &[u8]) -> Vec<u8> {
+                        lines.to_vec()
+                    }
+                    fn skim(&mut self, _: &[u8], _: bool) {}
+                }
                 let ahead = Ahead {
-                    read: Box::new(|block: &[u8]| block.to_vec()),
+                    lines: Copy,
                     when: |_, _| true,
                 };
                 let reader = Dribble {

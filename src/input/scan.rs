@@ -148,6 +148,10 @@ pub fn combined_fingerprint(parts: &[Option<u64>]) -> Option<u64> {
 /// Real records are a few hundred bytes even with every field of every version.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// The most findings [`Scanner::read_ahead`] keeps of one block (about 2 MB of them): a block
+/// of short records, nearly all findings, is left to the scanner that takes it.
+const MAX_FOUND_AHEAD: usize = 8192;
+
 /// What [`Scanner::read_ahead`] read of a block of lines, for [`Scanner::take_ahead`].
 #[derive(Debug)]
 pub struct ReadAhead {
@@ -160,6 +164,12 @@ pub struct ReadAhead {
     refused: Option<(u64, FormatError)>,
     /// The findings, in order; `None` if one could not be detached from the block.
     found: Option<Vec<Detached>>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Blocks taken with [`Scanner::take_ahead`] on this thread, for tests to see it is used.
+    pub static TAKEN_AHEAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Scans lines of one input against the configuration.
@@ -246,23 +256,63 @@ impl<'c> Scanner<'c> {
     /// that names the format of the lines after it.
     pub fn line<'a>(&mut self, text: &'a str) -> Option<Finding<'a>> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        // Every header line names the format of the lines after it: files written by two flow
-        // logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts
-        // with a field name; a record of the usual formats starts with a digit or a dash.
-        let header = text.trim_ascii_start();
-        if header
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_lowercase)
-            && FlowFormat::looks_like_header(header)
-        {
-            match FlowFormat::parse(header) {
-                Ok(format) => self.use_format(format),
-                Err(why) => self.refuse_format(why),
-            }
+        if self.header(text) {
             return None;
         }
         self.read(text)
+    }
+
+    /// Whether `text` (without a byte order mark) is a header line, which it then follows.
+    /// Every header line names the format of the lines after it: files written by two flow
+    /// logs, or concatenated (`cat a.log b.log`), switch formats midway. A header starts with
+    /// a field name; a record of the usual formats starts with a digit or a dash.
+    fn header(&mut self, text: &str) -> bool {
+        let header = text.trim_ascii_start();
+        if !(header
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_lowercase)
+            && FlowFormat::looks_like_header(header))
+        {
+            return false;
+        }
+        match FlowFormat::parse(header) {
+            Ok(format) => self.use_format(format),
+            Err(why) => self.refuse_format(why),
+        }
+        true
+    }
+
+    /// Follows the header lines of a block of whole lines that another scanner reads (see
+    /// [`Scanner::read_ahead`]), without reading its records: the format in use after it is
+    /// then the other's. When `line_start` is false, the block starts within a line that
+    /// started before it, which is no header.
+    pub fn follow_headers(&mut self, block: &[u8], line_start: bool) {
+        let first = match line_start {
+            true => 0,
+            false => memchr::memchr(b'\n', block).map_or(block.len(), |i| i + 1),
+        };
+        let mut start = first;
+        for end in memchr::memchr_iter(b'\n', &block[first..]).map(|i| first + i) {
+            // What [`Scanner::block`] and [`Scanner::line`] would take for a header: a line
+            // within the cap, text, that starts with a lowercase letter.
+            let line = &block[start..=end];
+            let readable = end - start <= MAX_LINE_BYTES;
+            start = end + 1;
+            let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+            if readable
+                && line
+                    .trim_ascii_start()
+                    .first()
+                    .is_some_and(u8::is_ascii_lowercase)
+            {
+                if let Ok(text) = std::str::from_utf8(line) {
+                    self.header(text);
+                }
+            }
+        }
+        self.counts = Counts::default();
+        self.refused = None;
     }
 
     /// Adds a finding of many a few findings later (see [`Aggregator::add_ahead`]);
@@ -278,15 +328,17 @@ impl<'c> Scanner<'c> {
 
     /// Reads a block of whole lines (as [`Scanner::block`]) for another scanner, on another
     /// thread, to take with [`Scanner::take_ahead`]: what the lines hold, without the
-    /// grouping, which must follow the order of the whole input. This scanner must read every
-    /// block that the other takes, in order, to know the format in use.
+    /// grouping, which must follow the order of the whole input. To know the format in use,
+    /// this scanner is given every block in order: the others to [`Scanner::follow_headers`].
     pub fn read_ahead(&mut self, block: &[u8]) -> ReadAhead {
         let from = (self.config.format.clone(), self.unusable_format);
-        let mut found = Vec::new();
+        // Room for a finding every 256 bytes, about every other record (more grow the list).
+        let mut found = Vec::with_capacity(block.len() / 256);
         let mut lost = false;
         self.block(block, |_, finding| match finding.detach(block) {
-            Some(detached) => found.push(detached),
-            None => lost = true,
+            // Past the cap, the other scanner reads the block itself.
+            Some(detached) if found.len() < MAX_FOUND_AHEAD => found.push(detached),
+            _ => lost = true,
         });
         ReadAhead {
             from,
@@ -299,9 +351,9 @@ impl<'c> Scanner<'c> {
 
     /// Takes what [`Scanner::read_ahead`] read of `block` as if this scanner had read it: the
     /// counts, the header lines and the findings, added in order. Returns `false`, having
-    /// taken nothing, when it was read with another format than the one this scanner is at
-    /// (the scanner that read it missed a header line in a block it did not read): this
-    /// scanner must then read the block itself.
+    /// taken nothing, when this scanner must read the block itself: it was read with another
+    /// format than the one this scanner is at, or its findings were not all kept (past the
+    /// cap), or one of them does not fit `block`.
     pub fn take_ahead(&mut self, ahead: ReadAhead, block: &[u8], owner: Option<&str>) -> bool {
         let Some(found) = &ahead.found else {
             return false;
@@ -309,10 +361,16 @@ impl<'c> Scanner<'c> {
         if ahead.from.0 != self.config.format || ahead.from.1 != self.unusable_format {
             return false;
         }
-        let findings: Option<Vec<Finding>> = found.iter().map(|d| d.attach(block)).collect();
-        let Some(findings) = findings else {
-            return false;
+        // The strings of a block of text are cut where its spans say; a block holding a line
+        // that is not text has each of them checked (they were text where they were read).
+        let text = std::str::from_utf8(block).ok();
+        let string = |start: usize, end: usize| match text {
+            Some(text) => text.get(start..end),
+            None => std::str::from_utf8(block.get(start..end)?).ok(),
         };
+        if !found.iter().all(|d| d.attach(string).is_some()) {
+            return false;
+        }
         if let Some((after, why)) = ahead.refused {
             self.refused
                 .get_or_insert((self.counts.records + after, why));
@@ -324,10 +382,12 @@ impl<'c> Scanner<'c> {
         }
         self.unusable_format = unusable;
         let mut pending = Pending::default();
-        for finding in findings {
+        for finding in found.iter().filter_map(|d| d.attach(string)) {
             self.aggregator.add_ahead(&mut pending, finding, owner);
         }
         self.aggregator.catch_up(&mut pending);
+        #[cfg(test)]
+        TAKEN_AHEAD.with(|taken| taken.set(taken.get() + 1));
         true
     }
 

@@ -1125,8 +1125,8 @@ fn scan_lines_with<R: BufRead>(
         if let Err(e) = reader.fill_buf() {
             return Err(cut(scanner, e));
         }
-        // A buffer of lines read ahead on another thread: taken as read, unless the format
-        // there was not the one here.
+        // A buffer of lines read ahead on another thread: taken as read, unless it must be
+        // read here after all (read in another format, or its findings not all kept).
         if let Some(ahead) = take_ahead(&mut reader) {
             let buf = match reader.fill_buf() {
                 Ok(buf) => buf,

@@ -1,7 +1,8 @@
 //! Reading on a thread of its own: a gzip file is inflated on one core while the scanner reads,
 //! on another, the text inflated before. The text is handed over in large chunks, which go
 //! back to the inflating thread once read, so memory holds a few of them whatever the size
-//! of the file.
+//! of the file. For lines ([`read_lines_apart`]), the chunks end at a line break, and the
+//! reading thread reads a chunk's lines itself when it is told to (the scanner is behind).
 
 use std::io::{self, BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -166,8 +167,8 @@ fn fill(reader: &mut impl Read, chunk: &mut [u8], stop: &AtomicBool) -> (usize, 
     (filled, None)
 }
 
-/// The scanner's end of [`read_apart`] and [`read_lines_apart`]: the chunks in the order they were read, then the
-/// reading thread's error if it had one, then the end.
+/// The scanner's end of [`read_apart`] and [`read_lines_apart`]: the chunks in the order they
+/// were read, then the reading thread's error if it had one, then the end.
 pub struct ReadApart<T> {
     handed: Receiver<Handed<T>>,
     give_back: SyncSender<Vec<u8>>,

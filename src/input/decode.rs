@@ -1191,9 +1191,7 @@ fn scan_line(scanner: &mut Scanner, line: &[u8], owner: Option<&str>) {
     match std::str::from_utf8(line) {
         Ok(text) => {
             if let Some(finding) = scanner.line(text) {
-                let mut pending = Pending::default();
-                scanner.add_ahead(finding, owner, &mut pending);
-                scanner.catch_up(&mut pending);
+                scanner.add(&finding, owner);
             }
         }
         Err(_) => scanner.unreadable_record(),

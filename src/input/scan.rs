@@ -148,6 +148,24 @@ pub fn combined_fingerprint(parts: &[Option<u64>]) -> Option<u64> {
 /// Real records are a few hundred bytes even with every field of every version.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// Each of the whole lines of `block` (each ending with its line break) to `line`, as text,
+/// or `None` when it is not text or longer than [`MAX_LINE_BYTES`].
+fn each_line<'a>(block: &'a [u8], mut line: impl FnMut(Option<&'a str>)) {
+    // One UTF-8 check for all of the lines; when some line is not text, each is checked
+    // alone, to count just those.
+    let text = std::str::from_utf8(block).ok();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', block) {
+        line(match text {
+            _ if end - start > MAX_LINE_BYTES => None,
+            // A line break is a character of its own: the cut falls between characters.
+            Some(text) => Some(&text[start..=end]),
+            None => std::str::from_utf8(&block[start..=end]).ok(),
+        });
+        start = end + 1;
+    }
+}
+
 /// The most findings [`Scanner::read_ahead`] keeps of one block (about 2 MB of them): a block
 /// of short records, nearly all findings, is left to the scanner that takes it.
 const MAX_FOUND_AHEAD: usize = 8192;
@@ -220,7 +238,7 @@ impl<'c> Scanner<'c> {
     /// Scans one record; `owner` is the account the input came from, if it says.
     pub fn record(&mut self, line: &str, owner: Option<&str>) {
         if let Some(finding) = self.read(line) {
-            self.aggregator.add(&finding, owner);
+            self.add(&finding, owner);
         }
     }
 
@@ -229,27 +247,14 @@ impl<'c> Scanner<'c> {
     /// finding goes to `found`; a line that is not text, or longer than [`MAX_LINE_BYTES`], is
     /// counted unreadable.
     pub fn block<'a>(&mut self, block: &'a [u8], mut found: impl FnMut(&mut Self, Finding<'a>)) {
-        // One UTF-8 check for all of the lines; when some line is not text, each is checked
-        // alone, to count just those.
-        let text = std::str::from_utf8(block).ok();
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', block) {
-            let line = match text {
-                _ if end - start > MAX_LINE_BYTES => None,
-                // A line break is a character of its own: the cut falls between characters.
-                Some(text) => Some(&text[start..=end]),
-                None => std::str::from_utf8(&block[start..=end]).ok(),
-            };
-            match line {
-                Some(line) => {
-                    if let Some(finding) = self.line(line) {
-                        found(self, finding);
-                    }
+        each_line(block, |line| match line {
+            Some(line) => {
+                if let Some(finding) = self.line(line) {
+                    found(self, finding);
                 }
-                None => self.unreadable_record(),
             }
-            start = end + 1;
-        }
+            None => self.unreadable_record(),
+        });
     }
 
     /// Scans one line of text: a record, whose finding it gives if it is one, or a header
@@ -292,27 +297,19 @@ impl<'c> Scanner<'c> {
             true => 0,
             false => memchr::memchr(b'\n', block).map_or(block.len(), |i| i + 1),
         };
-        let mut start = first;
-        for end in memchr::memchr_iter(b'\n', &block[first..]).map(|i| first + i) {
-            // What [`Scanner::block`] and [`Scanner::line`] would take for a header: a line
-            // within the cap, text, that starts with a lowercase letter.
-            let line = &block[start..=end];
-            let readable = end - start <= MAX_LINE_BYTES;
-            start = end + 1;
-            let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
-            if readable
-                && line
-                    .trim_ascii_start()
-                    .first()
-                    .is_some_and(u8::is_ascii_lowercase)
-            {
-                if let Ok(text) = std::str::from_utf8(line) {
-                    self.header(text);
-                }
+        // What [`Scanner::block`] and [`Scanner::line`] would take for a header.
+        each_line(&block[first..], |line| {
+            if let Some(text) = line {
+                self.header(text.strip_prefix('\u{feff}').unwrap_or(text));
             }
-        }
+        });
         self.counts = Counts::default();
         self.refused = None;
+    }
+
+    /// Adds a finding at once (one of few, or of a line read alone).
+    pub fn add(&mut self, finding: &Finding, owner: Option<&str>) {
+        self.aggregator.add(finding, owner);
     }
 
     /// Adds a finding of many a few findings later (see [`Aggregator::add_ahead`]);

@@ -375,12 +375,15 @@ pub fn for_each_claim<A: Slice, S: ClaimSink>(
     let known = known_first(memory, &mut activities);
     let mut held: Vec<S::Made> = Vec::new();
     for activity in &activities[..known] {
-        held.extend(claimed(memory, activity.activity(), batch, now, sink));
+        claimed(memory, activity.activity(), batch, now, sink, &mut held);
     }
     held.sort_by_key(S::rank);
     let mut held = held.into_iter().peekable();
+    // One slice's claims, in a vector used again for each (most slices have one claim).
+    let mut slice_made = Vec::new();
     for activity in activities.drain(known..) {
-        for made in claimed(memory, activity, batch, now, sink) {
+        claimed(memory, activity, batch, now, sink, &mut slice_made);
+        for made in slice_made.drain(..) {
             while let Some(first) = held.next_if(|h| S::rank(h) < S::rank(&made)) {
                 if !sink.take(first) {
                     return;
@@ -416,20 +419,20 @@ fn known_first<A: Slice>(memory: &IncidentMemory, slices: &mut [A]) -> usize {
         .count()
 }
 
-/// What `sink` makes of the claims of one slice, in [`order`].
+/// What `sink` makes of the claims of one slice, in [`order`], added to `made`.
 fn claimed<S: ClaimSink>(
     memory: &mut IncidentMemory,
     activity: impl Slice,
     batch: Option<u64>,
     now: u64,
     sink: &mut S,
-) -> Vec<S::Made> {
-    let mut made = Vec::new();
+    made: &mut Vec<S::Made>,
+) {
+    let start = made.len();
     memory.observe_each(activity, batch, now, |incident, claim| {
         made.push(sink.make(incident, claim));
     });
-    made.sort_by_key(S::rank);
-    made
+    made[start..].sort_by_key(S::rank);
 }
 
 /// Orders alerts most severe first, then more records first, then by source address.
@@ -467,7 +470,7 @@ pub(crate) mod tests {
             each: |_| true,
         };
         for activity in activities {
-            alerts.extend(claimed(memory, activity, batch, now, &mut made));
+            claimed(memory, activity, batch, now, &mut made, &mut alerts);
         }
         order(&mut alerts);
         alerts

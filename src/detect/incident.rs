@@ -10,7 +10,7 @@
 //! applies it in one process (the command line, a function without a table, and the
 //! function's fallback when the table cannot be reached).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -93,7 +93,7 @@ pub struct Incident {
     pub last_at: u64,
     pub seen: Activity,
     /// The severities a message was claimed for.
-    pub claimed: BTreeSet<Severity>,
+    pub claimed: Severities,
     /// When the latest message was claimed.
     pub last_sent: Option<u64>,
     /// Reminders claimed.
@@ -105,25 +105,59 @@ pub struct Incident {
     pub batches: VecDeque<u64>,
 }
 
-/// Which batch claimed each message of an incident: a handful of keys (one per level, and the
-/// reminder), so a list, not a hash table (which would take about a hundred bytes for one key,
-/// in each of thousands of incidents).
+/// Which batch claimed each message of an incident: one slot per claim key (each level, and
+/// the reminder), held in the incident itself rather than in a table or a list of its own, so
+/// that opening one of tens of thousands of incidents does not allocate for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Owners(Vec<(&'static str, u64)>);
+pub struct Owners([Option<u64>; 4]);
 
 impl Owners {
-    pub fn get(&self, key: &str) -> Option<&u64> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, owner)| owner)
+    /// The claim keys ([`Claim::key`]), in the order of their slots.
+    const KEYS: [&'static str; 4] = ["high", "medium", "low", "reminder"];
+
+    fn slot(key: &str) -> Option<usize> {
+        Self::KEYS.iter().position(|k| *k == key)
     }
 
+    pub fn get(&self, key: &str) -> Option<&u64> {
+        self.0[Self::slot(key)?].as_ref()
+    }
+
+    /// Sets the owner of `key`; a key that is no claim's is not kept.
     pub fn insert(&mut self, key: &'static str, owner: u64) {
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = owner,
-            None => self.0.push((key, owner)),
+        debug_assert!(Self::slot(key).is_some(), "not a claim key: {key}");
+        if let Some(slot) = Self::slot(key) {
+            self.0[slot] = Some(owner);
         }
+    }
+}
+
+/// The severities a message was claimed for: a set of three, kept as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Severities(u8);
+
+impl Severities {
+    pub fn contains(&self, severity: &Severity) -> bool {
+        self.0 & (1 << severity.rank()) != 0
+    }
+
+    pub fn insert(&mut self, severity: Severity) {
+        self.0 |= 1 << severity.rank();
+    }
+
+    /// Least severe first.
+    pub fn iter(&self) -> impl Iterator<Item = Severity> + '_ {
+        Severity::ALL.into_iter().filter(|s| self.contains(s))
+    }
+}
+
+impl FromIterator<Severity> for Severities {
+    fn from_iter<I: IntoIterator<Item = Severity>>(iter: I) -> Severities {
+        let mut set = Severities::default();
+        for s in iter {
+            set.insert(s);
+        }
+        set
     }
 }
 
@@ -133,7 +167,7 @@ impl Incident {
             opened_at: now,
             last_at: now,
             seen: activity.into_activity(),
-            claimed: BTreeSet::new(),
+            claimed: Severities::default(),
             last_sent: None,
             reminders: 0,
             owners: Owners::default(),
@@ -164,7 +198,7 @@ impl Incident {
 
     /// The most severe level claimed so far.
     pub fn highest_claimed(&self) -> Option<Severity> {
-        self.claimed.iter().copied().max_by_key(|s| s.rank())
+        self.claimed.iter().max_by_key(|s| s.rank())
     }
 
     /// The message due now, if any: the opening one, an escalation, or (when this delivery
@@ -227,7 +261,7 @@ impl Incident {
         match claim {
             Claim::Reminder => Reason::Reminder,
             Claim::Level(level) => {
-                let lowest = self.claimed.iter().copied().min_by_key(|s| s.rank());
+                let lowest = self.claimed.iter().min_by_key(|s| s.rank());
                 if lowest.is_none_or(|l| l == level) {
                     Reason::Opened
                 } else {
@@ -321,6 +355,8 @@ pub struct IncidentMemory {
     /// every empty slot of its table.
     incidents: HashMap<IpAddr, Held, foldhash::fast::RandomState>,
     weight: usize,
+    /// Room for [`IncidentMemory::make_room`]'s list of ages (last active, source, weight).
+    by_age: Vec<(u64, IpAddr, usize)>,
 }
 
 /// An incident held, with what making room reads of it beside it in the table: a memory
@@ -344,6 +380,7 @@ impl IncidentMemory {
             policy,
             incidents: HashMap::default(),
             weight: 0,
+            by_age: Vec::new(),
         }
     }
 
@@ -499,44 +536,56 @@ impl IncidentMemory {
     }
 
     /// Drops closed incidents, then the least recently active ones, down to 90% of the limits,
-    /// so that a full memory is not scanned on every insert.
+    /// so that a full memory is not scanned on every insert. The ages are listed in a vector
+    /// kept from one call to the next (a new one of ten thousand entries each time is fresh
+    /// memory to fault in), and the oldest are dropped in one pass over the table, not looked
+    /// up one by one.
     fn make_room(&mut self, now: u64) {
         let window = self.policy.window;
-        self.incidents
-            .retain(|_, held| !closed_since(held.last_at, now, window));
-        let mut by_age: Vec<(u64, IpAddr, usize)> = self
-            .incidents
-            .iter()
-            .map(|(&source, held)| (held.last_at, source, held.weight))
-            .collect();
-        let mut count = self.incidents.len();
+        let mut by_age = std::mem::take(&mut self.by_age);
+        by_age.clear();
+        self.incidents.retain(|&source, held| {
+            let open = !closed_since(held.last_at, now, window);
+            if open {
+                by_age.push((held.last_at, source, held.weight));
+            }
+            open
+        });
+        let count = by_age.len();
         let mut weight: usize = by_age.iter().map(|e| e.2).sum();
         // The oldest that are too many go first, found without sorting them all: a delivery of
         // tens of thousands of sources makes room every thousand of them.
         let too_many = count.saturating_sub(Self::MAX_INCIDENTS * 9 / 10);
-        if too_many > 0 && too_many < by_age.len() {
+        if too_many > 0 && too_many < count {
             by_age.select_nth_unstable(too_many);
         }
-        let (oldest, rest) = by_age.split_at_mut(too_many.min(count));
-        for &mut (_, source, w) in oldest {
-            self.incidents.remove(&source);
-            count -= 1;
-            weight -= w;
-        }
+        let mut dropped = too_many.min(count);
+        weight -= by_age[..dropped].iter().map(|e| e.2).sum::<usize>();
         // Then, if they still weigh too much, the oldest of the others.
         if weight > Self::MAX_WEIGHT * 9 / 10 {
+            let rest = &mut by_age[dropped..];
             rest.sort_unstable();
-            for &mut (_, source, w) in rest {
+            for &(_, _, w) in rest.iter() {
                 if weight <= Self::MAX_WEIGHT * 9 / 10 {
                     break;
                 }
-                self.incidents.remove(&source);
-                count -= 1;
                 weight -= w;
+                dropped += 1;
             }
         }
-        debug_assert_eq!(count, self.incidents.len());
+        // The ones to drop are the oldest `dropped`, and no two incidents have the same age
+        // and source: they are those no newer than the newest of them.
+        let newest = by_age[..dropped]
+            .iter()
+            .map(|&(at, source, _)| (at, source))
+            .max();
+        if let Some(newest) = newest {
+            self.incidents
+                .retain(|&source, held| (held.last_at, source) > newest);
+        }
+        debug_assert_eq!(count - dropped, self.incidents.len());
         self.weight = weight;
+        self.by_age = by_age;
     }
 }
 

@@ -102,7 +102,7 @@ pub struct Incident {
     /// again a message whose publishing failed.
     pub owners: Owners,
     /// Fingerprints of recent batches added (memory only; the shared store has its own).
-    pub batches: VecDeque<u64>,
+    pub batches: Batches,
 }
 
 /// Which batch claimed each message of an incident: one slot per claim key (each level, and
@@ -161,6 +161,34 @@ impl FromIterator<Severity> for Severities {
     }
 }
 
+/// The fingerprints of the last [`REMEMBERED_BATCHES`] batches added to an incident. Most
+/// incidents see one batch: the oldest is kept in place, so that they hold it without an
+/// allocation of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batches {
+    oldest: Option<u64>,
+    newer: VecDeque<u64>,
+}
+
+impl Batches {
+    pub fn contains(&self, batch: u64) -> bool {
+        self.oldest == Some(batch) || self.newer.contains(&batch)
+    }
+
+    /// Adds `batch`, if there is one, forgetting the oldest when there are too many.
+    fn remember(&mut self, batch: Option<u64>) {
+        let Some(batch) = batch else { return };
+        if self.oldest.is_none() {
+            self.oldest = Some(batch);
+            return;
+        }
+        if 1 + self.newer.len() == REMEMBERED_BATCHES {
+            self.oldest = self.newer.pop_front();
+        }
+        self.newer.push_back(batch);
+    }
+}
+
 impl Incident {
     pub fn open(activity: impl Slice, now: u64) -> Incident {
         Incident {
@@ -171,7 +199,7 @@ impl Incident {
             last_sent: None,
             reminders: 0,
             owners: Owners::default(),
-            batches: VecDeque::new(),
+            batches: Batches::default(),
         }
     }
 
@@ -405,11 +433,11 @@ impl IncidentMemory {
                 ..
             }) if !old.is_closed(now, window) => {
                 self.weight -= weight;
-                let replay = batch.is_some_and(|b| old.batches.contains(&b));
+                let replay = batch.is_some_and(|b| old.batches.contains(b));
                 if !replay {
                     old.seen.merge(activity.activity());
                     old.last_at = now;
-                    remember(&mut old.batches, batch);
+                    old.batches.remember(batch);
                 }
                 (old, replay)
             }
@@ -418,7 +446,7 @@ impl IncidentMemory {
                     self.weight -= old.weight;
                 }
                 let mut incident = Box::new(Incident::open(activity, now));
-                remember(&mut incident.batches, batch);
+                incident.batches.remember(batch);
                 (incident, false)
             }
         };
@@ -589,15 +617,6 @@ impl IncidentMemory {
     }
 }
 
-fn remember(batches: &mut VecDeque<u64>, batch: Option<u64>) {
-    if let Some(b) = batch {
-        if batches.len() == REMEMBERED_BATCHES {
-            batches.pop_front();
-        }
-        batches.push_back(b);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,6 +757,18 @@ mod tests {
         assert!(!i.try_claim(Claim::Level(Severity::Medium), 2, 0, HOUR));
         assert!(!i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
         assert_eq!(i.reason(Claim::Level(Severity::High)), Reason::Opened);
+    }
+
+    #[test]
+    fn an_incident_remembers_the_last_batches_only() {
+        let last = REMEMBERED_BATCHES as u64 + 3;
+        let mut batches = Batches::default();
+        for n in 0..last {
+            batches.remember(Some(n));
+            batches.remember(None);
+        }
+        let held: Vec<u64> = (0..last).filter(|&n| batches.contains(n)).collect();
+        assert_eq!(held, (3..last).collect::<Vec<_>>());
     }
 
     #[test]

@@ -105,18 +105,20 @@ pub struct Incident {
     pub batches: Batches,
 }
 
-/// Which batch claimed each message of an incident: one slot per claim key (each level, and
-/// the reminder), held in the incident itself rather than in a table or a list of its own, so
-/// that opening one of tens of thousands of incidents does not allocate for it.
+/// Which batch claimed each message of an incident: one slot per claim key (each level by its
+/// rank, then the reminder), held in the incident itself rather than in a table or a list of
+/// its own, so that opening one of tens of thousands of incidents allocates nothing for its
+/// owners.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owners([Option<u64>; 4]);
 
 impl Owners {
-    /// The claim keys ([`Claim::key`]), in the order of their slots.
-    const KEYS: [&'static str; 4] = ["high", "medium", "low", "reminder"];
-
+    /// The slot of a claim key ([`Claim::key`]).
     fn slot(key: &str) -> Option<usize> {
-        Self::KEYS.iter().position(|k| *k == key)
+        match Severity::parse(key) {
+            Some(level) => Some(usize::from(level.rank())),
+            None => (key == Claim::Reminder.key()).then_some(Severity::ALL.len()),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&u64> {
@@ -145,7 +147,7 @@ impl Severities {
         self.0 |= 1 << severity.rank();
     }
 
-    /// Least severe first.
+    /// Least severe first (the order of [`Severity::ALL`], not of [`Severity`]'s `Ord`).
     pub fn iter(&self) -> impl Iterator<Item = Severity> + '_ {
         Severity::ALL.into_iter().filter(|s| self.contains(s))
     }
@@ -160,6 +162,9 @@ impl FromIterator<Severity> for Severities {
         set
     }
 }
+
+// `Batches` keeps the oldest apart from the others.
+const _: () = assert!(REMEMBERED_BATCHES >= 2);
 
 /// The fingerprints of the last [`REMEMBERED_BATCHES`] batches added to an incident. Most
 /// incidents see one batch: the oldest is kept in place, so that they hold it without an
@@ -383,7 +388,8 @@ pub struct IncidentMemory {
     /// every empty slot of its table.
     incidents: HashMap<IpAddr, Held, foldhash::fast::RandomState>,
     weight: usize,
-    /// Room for [`IncidentMemory::make_room`]'s list of ages (last active, source, weight).
+    /// Room for [`IncidentMemory::make_room`]'s list of ages (last active, source, weight),
+    /// kept once the memory has been full: a few hundred KB for 10,000 incidents.
     by_age: Vec<(u64, IpAddr, usize)>,
 }
 
@@ -757,6 +763,24 @@ mod tests {
         assert!(!i.try_claim(Claim::Level(Severity::Medium), 2, 0, HOUR));
         assert!(!i.try_claim(Claim::Level(Severity::High), 2, 0, HOUR));
         assert_eq!(i.reason(Claim::Level(Severity::High)), Reason::Opened);
+    }
+
+    #[test]
+    fn each_claim_has_an_owner_of_its_own() {
+        let claims = [
+            Claim::Level(Severity::High),
+            Claim::Level(Severity::Medium),
+            Claim::Level(Severity::Low),
+            Claim::Reminder,
+        ];
+        let mut owners = Owners::default();
+        for (n, claim) in (0u64..).zip(claims) {
+            owners.insert(claim.key(), n);
+        }
+        for (n, claim) in (0u64..).zip(claims) {
+            assert_eq!(owners.get(claim.key()), Some(&n), "{claim:?}");
+        }
+        assert_eq!(owners.get("closed"), None);
     }
 
     #[test]

@@ -127,10 +127,11 @@ impl Owners {
 
     /// Sets the owner of `key`; a key that is no claim's is not kept.
     pub fn insert(&mut self, key: &'static str, owner: u64) {
-        debug_assert!(Self::slot(key).is_some(), "not a claim key: {key}");
-        if let Some(slot) = Self::slot(key) {
-            self.0[slot] = Some(owner);
-        }
+        let Some(slot) = Self::slot(key) else {
+            debug_assert!(false, "not a claim key: {key}");
+            return;
+        };
+        self.0[slot] = Some(owner);
     }
 }
 

@@ -173,8 +173,9 @@ def test_an_unreachable_table_never_drops_an_alert(start_function, subscriber, m
 def test_calls_per_invocation_are_one_per_source_plus_one_per_claim(start_function, subscriber, moto, state_table):
     runtime, fn = start(start_function, subscriber, moto, state_table, MAX_ALERTS_PER_INVOCATION="100")
     # 10,000 records from 10 sources (1,000 records each, to 10 hosts on 10 ports). Ten, not
-    # a hundred: moto answers one call at a time, and the function's 32 concurrent calls
-    # would wait on each other close to the client's one-second timeout on a slow machine.
+    # a hundred: moto serves each call on a thread of one Python process, so concurrent calls
+    # share one core; the function's 32 at once waited close to the client's one-second
+    # timeout on a slow machine.
     records = [reject(f"10.0.10.{s + 1}", f"10.0.99.{r % 10}", 1000 + r // 100)
                for s in range(10) for r in range(1000)]
     first = runtime.invoke(make_event(records, first_id=0))[1]

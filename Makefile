@@ -11,7 +11,7 @@ CARGO ?= cargo
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit arm64 e2e template events bench measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test lint unit arm64 e2e template events bench bench-ratios measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -210,6 +210,11 @@ fuzz:
 ## bench: criterion benchmarks of the pipeline (not part of `make test`).
 bench:
 	$(CARGO) bench --bench pipeline
+
+## bench-ratios: the same workloads against their floors in pairs run back to back (a round
+## each, 15 rounds), the ratio of each pair reported: steady where the machine's speed drifts.
+bench-ratios:
+	PIPELINE_PAIRED=15 $(CARGO) bench --bench pipeline
 
 clean-venvs:
 	rm -rf $(VENV) $(DEPLOY_VENV) $(POLICY_VENV)

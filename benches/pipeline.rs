@@ -21,13 +21,17 @@
 //!   a gzip document of 4,500 REJECT records (about 1 MB of JSON) from one of two accounts,
 //!   handled by a dry-run function (decode, incidents, messages; no SNS), beside base64-simd +
 //!   libdeflate over the same records.
+//!
+//! With `PIPELINE_PAIRED=ROUNDS` (`make bench-ratios`), the ratios instead: each
+//! workload and its floor run back to back, round after round, and the ratio of each round's
+//! pair reported (see [`paired`]).
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use flate2::read::MultiGzDecoder;
 use vpc_flow_alert::aws::publish::{RetryPolicy, SnsSink};
 use vpc_flow_alert::detect::activity::Activity;
@@ -188,6 +192,47 @@ fn alerts(config: &Config, mut report: Report) -> Gathered {
     claims.finish()
 }
 
+/// The base64 text an event carries (`awslogs.data`).
+fn event_data(event: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(event).unwrap()["awslogs"]["data"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A CloudWatch event read into gathered claims, as the function reads one.
+fn event_alerts(config: &Config, event: &[u8]) -> Gathered {
+    alerts(config, scan_json(event, config).unwrap())
+}
+
+/// The fastest whole-buffer decoders on an event's data: base64-simd, then libdeflate.
+fn floor_simd_libdeflate(data: &str) -> Vec<u8> {
+    let compressed = base64_simd::STANDARD.decode_to_vec(data).unwrap();
+    inflate_whole(&compressed, usize::MAX).unwrap()
+}
+
+/// An S3 file streamed into gathered claims: how many are gathered.
+fn file_alerts(config: &Config, file: &[u8]) -> usize {
+    let report = scan_reader(file, config).unwrap();
+    alerts(config, report).briefs.len()
+}
+
+/// Streaming inflate (zlib-rs) and a count of the lines: the S3 file's floor.
+fn floor_inflate_lines(file: &[u8]) -> usize {
+    let mut lines = 0usize;
+    let mut reader = BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(file));
+    loop {
+        let buf = reader.fill_buf().unwrap();
+        if buf.is_empty() {
+            break;
+        }
+        lines += memchr::memchr_iter(b'\n', buf).count();
+        let n = buf.len();
+        reader.consume(n);
+    }
+    lines
+}
+
 /// What `check --output json` does with a report's slices: every alert made and written as a
 /// JSON line as it comes.
 fn write_alerts_json(config: &Config, report: &Report, activities: Vec<Activity>) {
@@ -239,17 +284,11 @@ fn cloudwatch(c: &mut Criterion) {
             .unwrap();
         }
         let event = event(&document);
-        let data = serde_json::from_slice::<serde_json::Value>(&event).unwrap()["awslogs"]["data"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let data = event_data(&event);
         let report = scan_json(&event, &config).unwrap();
         assert_eq!(alerts(&config, report).briefs.len(), sources, "{name}");
         group.bench_function(format!("{name}/project"), |b| {
-            b.iter(|| {
-                let report = scan_json(black_box(&event), &config).unwrap();
-                black_box(alerts(&config, report))
-            })
+            b.iter(|| black_box(event_alerts(&config, black_box(&event))))
         });
         // The decoded document alone, to compare with general JSON parsers (`make measure-json`).
         group.bench_function(format!("{name}/project_document"), |b| {
@@ -259,12 +298,7 @@ fn cloudwatch(c: &mut Criterion) {
             })
         });
         group.bench_function(format!("{name}/floor_simd_libdeflate"), |b| {
-            b.iter(|| {
-                let compressed = base64_simd::STANDARD
-                    .decode_to_vec(black_box(&data))
-                    .unwrap();
-                black_box(inflate_whole(&compressed, usize::MAX).unwrap())
-            })
+            b.iter(|| black_box(floor_simd_libdeflate(black_box(&data))))
         });
         group.bench_function(format!("{name}/floor_base64_zlib_rs"), |b| {
             b.iter(|| {
@@ -297,17 +331,11 @@ fn s3(c: &mut Criterion) {
         let report = scan_reader(&file[..], &config).unwrap();
         assert_eq!(report.activities.len(), sources);
         group.bench_function(format!("{sources}_sources/project"), |b| {
-            b.iter(|| {
-                let report = scan_reader(black_box(&file[..]), &config).unwrap();
-                black_box(alerts(&config, report).briefs.len())
-            })
+            b.iter(|| black_box(file_alerts(&config, black_box(&file))))
         });
         // The same on one core (`check --jobs 1`): inflated on the scanning thread.
         group.bench_function(format!("{sources}_sources/project_one_core"), |b| {
-            b.iter(|| {
-                let report = scan_reader(black_box(&file[..]), &one_core).unwrap();
-                black_box(alerts(&config, report).briefs.len())
-            })
+            b.iter(|| black_box(file_alerts(&one_core, black_box(&file))))
         });
         // What `check --output json` does: the alerts written as they come, as JSON lines.
         group.bench_function(format!("{sources}_sources/check_json"), |b| {
@@ -340,21 +368,7 @@ fn s3(c: &mut Criterion) {
             });
         }
         group.bench_function(format!("{sources}_sources/floor_inflate_lines"), |b| {
-            b.iter(|| {
-                let mut lines = 0usize;
-                let mut reader =
-                    BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(black_box(&file[..])));
-                loop {
-                    let buf = reader.fill_buf().unwrap();
-                    if buf.is_empty() {
-                        break;
-                    }
-                    lines += memchr::memchr_iter(b'\n', buf).count();
-                    let n = buf.len();
-                    reader.consume(n);
-                }
-                black_box(lines)
-            })
+            b.iter(|| black_box(floor_inflate_lines(black_box(&file))))
         });
     }
     group.finish();
@@ -422,5 +436,108 @@ fn kinesis(c: &mut Criterion) {
     group.finish();
 }
 
+/// `PIPELINE_PAIRED=ROUNDS` (`make bench-ratios`): each target's ratio measured in pairs. Both
+/// sides of a ratio are run back to back in every round (which goes first alternates), and the
+/// round's ratio is the one reported: the median and the range over the rounds. A machine whose
+/// speed drifts from minute to minute (a shared host) moves both sides of a pair alike, where
+/// criterion's rows, minutes apart, move apart.
+fn paired(rounds: usize) {
+    let config = config();
+    let one_core = Config {
+        inflate_apart: false,
+        ..config.clone()
+    };
+    println!("ratio: median (range) over {rounds} rounds; each side's median time");
+    for (name, extracted, sources, repeat) in [
+        ("extracted_20_sources", true, 20, 40),
+        ("plain_500_sources", false, 500, 60),
+    ] {
+        let event = event(&document(&rejects(sources), extracted, "123456789012", 0));
+        let data = event_data(&event);
+        pair(
+            &format!("cloudwatch/{name}/project : floor_simd_libdeflate"),
+            (rounds, repeat),
+            || event_alerts(&config, black_box(&event)),
+            || floor_simd_libdeflate(black_box(&data)),
+        );
+    }
+    let files = [10, 83_000].map(|sources| (sources, s3_file(sources)));
+    for (sources, file) in &files {
+        for (row, config) in [("project", &config), ("project_one_core", &one_core)] {
+            pair(
+                &format!("s3_file/{sources}_sources/{row} : floor_inflate_lines"),
+                (rounds, 1),
+                || file_alerts(config, black_box(file)),
+                || floor_inflate_lines(black_box(file)),
+            );
+        }
+    }
+    let [(_, few), (_, many)] = &files;
+    for (row, config) in [("project", &config), ("project_one_core", &one_core)] {
+        pair(
+            &format!("s3_file/83000_sources/{row} : 10_sources/{row}"),
+            (rounds, 1),
+            || file_alerts(config, black_box(many)),
+            || file_alerts(config, black_box(few)),
+        );
+    }
+}
+
+/// Runs `a` and `b` (each `repeat` times a sample) in `rounds` pairs after one of each to warm
+/// up, and prints the ratio a : b.
+fn pair<A, B>(
+    name: &str,
+    (rounds, repeat): (usize, usize),
+    mut a: impl FnMut() -> A,
+    mut b: impl FnMut() -> B,
+) {
+    fn time<T>(repeat: usize, f: &mut impl FnMut() -> T) -> f64 {
+        let start = Instant::now();
+        for _ in 0..repeat {
+            black_box(f());
+        }
+        start.elapsed().as_secs_f64() / repeat as f64
+    }
+    time(repeat, &mut a);
+    time(repeat, &mut b);
+    let samples: Vec<(f64, f64)> = (0..rounds.max(1))
+        .map(|round| match round % 2 {
+            0 => (time(repeat, &mut a), time(repeat, &mut b)),
+            _ => {
+                let second = time(repeat, &mut b);
+                (time(repeat, &mut a), second)
+            }
+        })
+        .collect();
+    let sorted = |values: Vec<f64>| {
+        let mut values = values;
+        values.sort_by(f64::total_cmp);
+        values
+    };
+    let median = |values: &[f64]| values[values.len() / 2];
+    let ratios = sorted(samples.iter().map(|(a, b)| a / b).collect());
+    let a_times = sorted(samples.iter().map(|s| s.0).collect());
+    let b_times = sorted(samples.iter().map(|s| s.1).collect());
+    println!(
+        "{name}: {:.2}x ({:.2}-{:.2}x); {:.3} ms : {:.3} ms",
+        median(&ratios),
+        ratios[0],
+        ratios[ratios.len() - 1],
+        median(&a_times) * 1e3,
+        median(&b_times) * 1e3
+    );
+}
+
 criterion_group!(benches, records, cloudwatch, s3, kinesis);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(rounds) = std::env::var("PIPELINE_PAIRED") {
+        let rounds = rounds
+            .parse()
+            .expect("PIPELINE_PAIRED is a number of rounds");
+        paired(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -211,8 +211,9 @@ fuzz:
 bench:
 	$(CARGO) bench --bench pipeline
 
-## bench-ratios: the same workloads against their floors in pairs run back to back (a round
-## each, 15 rounds), the ratio of each pair reported: steady where the machine's speed drifts.
+## bench-ratios: the same workloads against their floors in pairs run back to back (15
+## rounds), the median and range of the pairs' ratios: both sides of a ratio measured seconds
+## apart, not minutes apart as criterion's rows are.
 bench-ratios:
 	PIPELINE_PAIRED=15 $(CARGO) bench --bench pipeline
 

@@ -438,9 +438,9 @@ fn kinesis(c: &mut Criterion) {
 
 /// `PIPELINE_PAIRED=ROUNDS` (`make bench-ratios`): each target's ratio measured in pairs. Both
 /// sides of a ratio are run back to back in every round (which goes first alternates), and the
-/// round's ratio is the one reported: the median and the range over the rounds. A machine whose
-/// speed drifts from minute to minute (a shared host) moves both sides of a pair alike, where
-/// criterion's rows, minutes apart, move apart.
+/// round's ratio is the one reported: the median and the range over the rounds. So the two are
+/// measured seconds apart, where criterion's rows are minutes apart; on a shared host whose
+/// speed swings within seconds, the range shows how far.
 fn paired(rounds: usize) {
     let config = config();
     let one_core = Config {

@@ -462,8 +462,9 @@ fn paired(rounds: usize) {
         );
     }
     let files = [10, 83_000].map(|sources| (sources, s3_file(sources)));
-    for (sources, file) in &files {
-        for (row, config) in [("project", &config), ("project_one_core", &one_core)] {
+    let [(_, few), (_, many)] = &files;
+    for (row, config) in [("project", &config), ("project_one_core", &one_core)] {
+        for (sources, file) in &files {
             pair(
                 &format!("s3_file/{sources}_sources/{row} : floor_inflate_lines"),
                 (rounds, 1),
@@ -471,9 +472,6 @@ fn paired(rounds: usize) {
                 || floor_inflate_lines(black_box(file)),
             );
         }
-    }
-    let [(_, few), (_, many)] = &files;
-    for (row, config) in [("project", &config), ("project_one_core", &one_core)] {
         pair(
             &format!("s3_file/83000_sources/{row} : 10_sources/{row}"),
             (rounds, 1),

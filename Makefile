@@ -6,12 +6,13 @@ ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
 VENV := $(ROOT).venv
 DEPLOY_VENV := $(ROOT).venv-sam
+POLICY_VENV := $(ROOT).venv-policy
 CARGO ?= cargo
 # Where cargo puts what it builds (CARGO_TARGET_DIR, a config file, or ./target).
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test lint unit arm64 e2e template events bench bench-ratios measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test tools lint unit arm64 e2e template events bench bench-ratios measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -68,7 +69,16 @@ demo:
 ## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
 ## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy
 ## check (checkov) and the dependency check (cargo deny).
-test: lint unit arm64 e2e template policy deny
+## The builds run side by side (the lints' and tests' builds, the arm64 release build of `sam
+## build`, cargo-deny's): the first three each spend minutes on one core compiling the EC2
+## client, with the other core idle, and the tools install (pip, apt) beside them. The
+## end-to-end tests, the arm64 tests and the policy check (which rewrites the expanded
+## template) run after them. (`-j` without a number: make sets up no jobserver, which cargo
+## would find closed; each cargo runs as many jobs as there are cores.)
+test:
+	$(MAKE) --no-print-directory -j --output-sync=target tools lint unit template deny
+	$(MAKE) --no-print-directory arm64 e2e policy
+
 
 lint:
 	$(CARGO) fmt --all --check
@@ -87,7 +97,7 @@ ARM64_PACKAGES := qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Waits for a package manager already running (a machine's first minutes) instead of failing.
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
-$(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1:
+$(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1 &:
 	$(APT_GET) install -y -q $(ARM64_PACKAGES) || \
 	  ($(APT_GET) update -q && $(APT_GET) install -y -q $(ARM64_PACKAGES))
 
@@ -98,6 +108,10 @@ arm64: $(DEPLOY_VENV)/.installed $(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(ROOT)tests/arm64/zig-cc \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=$(QEMU) QEMU_LD_PREFIX=$(ARM64_LIBC) \
 	  $(CARGO) test -p byteclass --target aarch64-unknown-linux-gnu
+
+## tools: what the tests run besides cargo: the venvs and the arm64 packages (the targets that
+## use them install them too; `make test` installs them all at once, beside the lints' build).
+tools: $(VENV)/.installed $(DEPLOY_VENV)/.installed $(POLICY_VENV)/.installed $(QEMU)
 
 ## e2e runs the binary `cargo test` builds (with the dev-dependencies' features): `cargo build`
 ## would resolve features apart and compile the SDK crates a second time.
@@ -127,7 +141,6 @@ template: $(DEPLOY_VENV)/.installed $(VENV)/.installed
 	file .aws-sam/build/VpcFlowAlertFunction/bootstrap
 	file .aws-sam/build/VpcFlowAlertFunction/bootstrap | grep -q 'ARM aarch64'
 
-POLICY_VENV := $(ROOT).venv-policy
 $(POLICY_VENV)/.installed: tests/requirements-policy.txt
 	$(PYTHON) -m venv $(POLICY_VENV)
 	$(POLICY_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-policy.txt

@@ -69,13 +69,16 @@ demo:
 ## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
 ## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy
 ## check (checkov) and the dependency check (cargo deny).
-## The builds run side by side (the lints' and tests' builds, the arm64 release build of `sam
-## build`, cargo-deny's): the first three each spend minutes on one core compiling the EC2
-## client, with the other core idle, and the tools install (pip, apt) beside them. The
-## end-to-end tests, the arm64 tests and the policy check (which rewrites the expanded
-## template) run after them. (`-j` without a number: make sets up no jobserver, which cargo
-## would find closed; each cargo runs as many jobs as there are cores.)
+## The builds run side by side: the lints' build then the tests' (they share target/debug, so
+## cargo runs one at a time), beside the arm64 release build of `sam build` and cargo-deny's.
+## Alone, each of the three spends minutes on one core compiling the EC2 client while the
+## other core idles. The tools install (pip, apt) beside them. The end-to-end tests, the arm64
+## tests and the policy check (which rewrites the expanded template) run after them. Each
+## step's output shows when it ends; a failed one is marked `***`. The formatting is checked
+## first, in a second. (`-j` without a number: make sets up no jobserver, which cargo would
+## find closed; each cargo runs as many jobs as there are cores.)
 test:
+	$(CARGO) fmt --all --check
 	$(MAKE) --no-print-directory -j --output-sync=target tools lint unit template deny
 	$(MAKE) --no-print-directory arm64 e2e policy
 
@@ -97,7 +100,7 @@ ARM64_PACKAGES := qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Waits for a package manager already running (a machine's first minutes) instead of failing.
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
-$(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1 &:
+$(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1:
 	$(APT_GET) install -y -q $(ARM64_PACKAGES) || \
 	  ($(APT_GET) update -q && $(APT_GET) install -y -q $(ARM64_PACKAGES))
 
@@ -110,7 +113,8 @@ arm64: $(DEPLOY_VENV)/.installed $(QEMU) $(ARM64_LIBC)/lib/ld-linux-aarch64.so.1
 	  $(CARGO) test -p byteclass --target aarch64-unknown-linux-gnu
 
 ## tools: what the tests run besides cargo: the venvs and the arm64 packages (the targets that
-## use them install them too; `make test` installs them all at once, beside the lints' build).
+## use them install them too; `make test` installs them all at once, beside the builds). Only
+## qemu is named: its install brings the arm64 C library too, in one apt run.
 tools: $(VENV)/.installed $(DEPLOY_VENV)/.installed $(POLICY_VENV)/.installed $(QEMU)
 
 ## e2e runs the binary `cargo test` builds (with the dev-dependencies' features): `cargo build`

@@ -82,7 +82,6 @@ test:
 	$(MAKE) --no-print-directory -j --output-sync=target tools lint unit template deny
 	$(MAKE) --no-print-directory arm64 e2e policy
 
-
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -12,7 +12,7 @@ CARGO ?= cargo
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO_VPC := 10.0.0.0/16,2600:1f18:4a2b:9e00::/56
 
-.PHONY: all build demo test tools lint unit arm64 e2e template events bench bench-ratios measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
+.PHONY: all build demo test tools lint fmt clippy unit arm64 e2e template events bench bench-ratios measure measure-vrl measure-json soak fuzz policy deny deploy clean-venvs build-VpcFlowAlertFunction
 
 all: build
 
@@ -69,21 +69,25 @@ demo:
 ## test: formatting, lints, unit, property and integration tests, the end-to-end tests, the
 ## deployment template (cfn-lint, sam validate, an offline `sam build`), the template's policy
 ## check (checkov) and the dependency check (cargo deny).
-## The builds run side by side: the lints' build then the tests' (they share target/debug, so
-## cargo runs one at a time), beside the arm64 release build of `sam build` and cargo-deny's.
-## Alone, each of the three spends minutes on one core compiling the EC2 client while the
-## other core idles. The tools install (pip, apt) beside them. The end-to-end tests, the arm64
-## tests and the policy check (which rewrites the expanded template) run after them. Each
-## step's output shows when it ends; a failed one is marked `***`. The formatting is checked
-## first, in a second. (`-j` without a number: make sets up no jobserver, which cargo would
-## find closed; each cargo runs as many jobs as there are cores.)
-test:
-	$(CARGO) fmt --all --check
-	$(MAKE) --no-print-directory -j --output-sync=target tools lint unit template deny
+## The formatting is checked first, in a second. Then the builds run side by side: clippy's
+## build then the tests' (they share target/debug, so cargo runs one at a time), beside the
+## arm64 release build of `sam build` and cargo-deny's. Alone, the tests' build and the release
+## build each spent minutes on one core compiling the EC2 client while the other core idled
+## (`cargo build --timings`). The tools install (pip, apt) beside them. The end-to-end tests,
+## the arm64 tests and the policy check (which rewrites the expanded template) run after them.
+## Each step's output shows when it ends; a failed one is marked `***`. (`-j` without a number:
+## make sets up no jobserver, which cargo would find closed; each cargo runs as many jobs as
+## there are cores.)
+test: fmt
+	$(MAKE) --no-print-directory -j --output-sync=target tools clippy unit template deny
 	$(MAKE) --no-print-directory arm64 e2e policy
 
-lint:
+lint: fmt clippy
+
+fmt:
 	$(CARGO) fmt --all --check
+
+clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
